@@ -1,0 +1,8 @@
+"""spacy-longner: Hugging Face token-classification models (Longformer, ALBERT,
+BERT, any AutoModelForTokenClassification) as the spaCy component `long_ner`."""
+
+from .model import build_token_classifier  # noqa: F401  (registers the architecture)
+from .pipe import LongNER, make_long_ner  # noqa: F401  (registers the factory)
+
+__version__ = "0.1.0"
+__all__ = ["LongNER", "make_long_ner", "build_token_classifier", "__version__"]

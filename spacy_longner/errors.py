@@ -1,0 +1,102 @@
+"""Coded errors and warnings, in the style of spaCy's `spacy/errors.py`.
+
+Each message says which setting is wrong and what to change. Codes are stable:
+never reuse a code for a different problem.
+"""
+
+
+class _ErrorsWithCodes(type):
+    def __getattribute__(self, code):
+        msg = super().__getattribute__(code)
+        if code.startswith("__"):
+            return msg
+        return f"[long_ner {code}] {msg}"
+
+
+class Warnings(metaclass=_ErrorsWithCodes):
+    W001 = (
+        "{n} token(s) in this batch carry a gold entity label that the model "
+        "does not have ({labels}). They were left out of the loss. Call "
+        "nlp.initialize() with training data that contains these labels so "
+        "the classification head is resized."
+    )
+    W002 = (
+        "precision = '{precision}' is only used on a CUDA device; the model runs "
+        "on '{device}', so it runs in fp32."
+    )
+
+
+class Errors(metaclass=_ErrorsWithCodes):
+    E001 = (
+        "No checkpoint given. Set [components.{component}.model] name to a "
+        "local folder holding a fine-tuned Hugging Face token-classification "
+        "checkpoint, or to a hub id such as 'dslim/bert-base-NER'."
+    )
+    E002 = (
+        "The checkpoint path '{path}' set in [components.{component}.model] name "
+        "does not exist. Point `name` to a folder that holds config.json, the "
+        "weights and the tokenizer files (as written by save_pretrained)."
+    )
+    E003 = (
+        "Could not load the checkpoint '{path}' set in "
+        "[components.{component}.model] name: {reason}. Use a local folder "
+        "written by save_pretrained, or a hub id reachable from this machine."
+    )
+    E004 = (
+        "The checkpoint '{path}' has no token-classification labels (its head is "
+        "missing or its id2label is the generic {labels}). Use a checkpoint "
+        "fine-tuned for token classification, or train one: give "
+        "nlp.initialize() training examples so long_ner builds the head from "
+        "their labels."
+    )
+    E005 = (
+        "window = {window} in [components.{component}.model] is larger than "
+        "this checkpoint allows: at most {max_window} wordpieces (the model "
+        "takes {max_len}, less {n_special} special tokens). Set window to "
+        "{max_window} or less, or leave it unset for the largest."
+    )
+    E006 = (
+        "stride = {stride} in [components.{component}.model] must be at least 0 "
+        "and smaller than window = {window}. Set stride to about window // 8 "
+        "(the default) or leave it unset."
+    )
+    E007 = (
+        "window = {window} in [components.{component}.model] must be a positive "
+        "number of wordpieces, or unset."
+    )
+    E008 = (
+        "The checkpoint's labels {labels} have no outside label 'O'. Token "
+        "classification needs one; rename the outside label in the "
+        "checkpoint's config.json (id2label) to 'O'."
+    )
+    E009 = (
+        "scheme = '{scheme}' does not fit the checkpoint's labels {labels} "
+        "(they look like {detected}). Set scheme = \"auto\" or to "
+        "'{detected}'."
+    )
+    E010 = (
+        "Unknown value {value!r} for {setting}; use one of: {options}."
+    )
+    E011 = (
+        "The classification head of this {model_type} checkpoint could not be "
+        "found (looked for a torch.nn.Linear named 'classifier'), so it "
+        "cannot be resized to the {n} labels of the training data."
+    )
+    E012 = (
+        "wordpiece_budget = {budget} in [components.{component}.model] must be "
+        "positive."
+    )
+    E013 = (
+        "The pipeline folder '{path}' has no saved model: expected "
+        "config.json, weights and tokenizer files there. Save the pipeline "
+        "with nlp.to_disk() after the component has been used or initialized."
+    )
+    E014 = (
+        "No entity labels found in the training examples, and the checkpoint "
+        "'{path}' has no token-classification head. Give training data with "
+        "entities, or a fine-tuned checkpoint."
+    )
+    E015 = (
+        "context_size = {context_size} in [components.{component}.model] must "
+        "be at least 0 and leave room for a sentence in window = {window}."
+    )

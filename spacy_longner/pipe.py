@@ -1,0 +1,469 @@
+"""The `long_ner` component: a Hugging Face token-classification checkpoint
+over whole documents, setting `doc.ents` (or a span group).
+
+`predict()` returns plain data (`DocPrediction`); `set_annotations()` writes
+Docs. Alignment, windowing and decoding live in align.py, windows.py and
+decode.py.
+"""
+
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Literal, Optional, Sequence
+
+import numpy as np
+import srsly
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.scorer import get_ner_prf, Scorer
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_examples
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer
+
+from .align import AGGREGATIONS, aggregate, first_wordpiece, softmax
+from .decode import DECODINGS, SCHEMES, Entity, TagSet, decode_tokens, map_labels, parse_tagset, split_label
+from .errors import Errors, Warnings
+from .model import HFState, load_checkpoint, resize_head, save_checkpoint
+
+TOKEN_PROBS_ATTR = "long_ner_probs"
+TOKEN_LABELS_ATTR = "long_ner_labels"
+
+if not Doc.has_extension(TOKEN_PROBS_ATTR):
+    Doc.set_extension(TOKEN_PROBS_ATTR, default=None)
+if not Doc.has_extension(TOKEN_LABELS_ATTR):
+    Doc.set_extension(TOKEN_LABELS_ATTR, default=None)
+
+DEFAULT_CONFIG = """
+[model]
+@architectures = "spacy-longner.TokenClassifier.v1"
+name = ""
+window = null
+stride = null
+context = "document"
+context_size = 64
+global_attention = "auto"
+precision = "fp32"
+device = null
+wordpiece_budget = 8192
+
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_CONFIG)["model"]
+
+EXISTING = ("overwrite", "keep", "fill")
+OUTPUTS = ("ents", "spans")
+
+
+@Language.factory(
+    "long_ner",
+    default_config={
+        "model": DEFAULT_MODEL,
+        "aggregation": "first",
+        "scheme": "auto",
+        "decoding": "conlleval",
+        "label_map": {},
+        "ignore_labels": [],
+        "output": "ents",
+        "spans_key": "long_ner",
+        "existing_ents": "overwrite",
+        "token_probs": False,
+        "loss_on": "first",
+        "scorer": {"@scorers": "spacy-longner.scorer.v1"},
+    },
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_long_ner(
+    nlp: Language,
+    name: str,
+    model: Model,
+    aggregation: Literal["first", "average", "max"],
+    scheme: Literal["auto", "IOB1", "IOB2", "BIOES", "BILOU", "IO"],
+    decoding: Literal["conlleval", "viterbi"],
+    label_map: Dict[str, str],
+    ignore_labels: List[str],
+    output: Literal["ents", "spans"],
+    spans_key: str,
+    existing_ents: Literal["overwrite", "keep", "fill"],
+    token_probs: bool,
+    loss_on: Literal["first", "all"],
+    scorer: Optional[Callable],
+) -> "LongNER":
+    return LongNER(
+        nlp.vocab,
+        model,
+        name,
+        aggregation=aggregation,
+        scheme=scheme,
+        decoding=decoding,
+        label_map=label_map,
+        ignore_labels=ignore_labels,
+        output=output,
+        spans_key=spans_key,
+        existing_ents=existing_ents,
+        token_probs=token_probs,
+        loss_on=loss_on,
+        scorer=scorer,
+    )
+
+
+def score_long_ner(examples: Iterable[Example], **kwargs) -> Dict[str, object]:
+    """ents_p/r/f and per type (spaCy's NER scoring), plus, where the
+    component writes a span group, the same for `spans_<key>`."""
+    examples = list(examples)
+    scores: Dict[str, object] = dict(get_ner_prf(examples))
+    spans_key = kwargs.get("spans_key")
+    if spans_key:
+        scores.update(
+            Scorer.score_spans(
+                examples,
+                attr=f"spans_{spans_key}",
+                getter=lambda doc, attr: doc.spans.get(spans_key, []),
+                allow_overlap=False,
+            )
+        )
+    return scores
+
+
+@registry.scorers("spacy-longner.scorer.v1")
+def make_long_ner_scorer() -> Callable:
+    return score_long_ner
+
+
+@dataclass
+class DocPrediction:
+    """What `predict()` returns for one doc.
+
+    entities: (start, end, label, score) after label mapping, token offsets.
+    token_probs: (n_tokens, n_labels) per-token label probabilities, or None.
+    """
+
+    entities: List[Entity]
+    token_probs: Optional[np.ndarray]
+
+
+class LongNER(TrainablePipe):
+    """Named entities from a Hugging Face token-classification model run over
+    whole documents."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "long_ner",
+        *,
+        aggregation: str = "first",
+        scheme: str = "auto",
+        decoding: str = "conlleval",
+        label_map: Optional[Dict[str, str]] = None,
+        ignore_labels: Sequence[str] = (),
+        output: str = "ents",
+        spans_key: str = "long_ner",
+        existing_ents: str = "overwrite",
+        token_probs: bool = False,
+        loss_on: str = "first",
+        scorer: Optional[Callable] = score_long_ner,
+    ) -> None:
+        for setting, value, options in (
+            ("aggregation", aggregation, AGGREGATIONS),
+            ("scheme", scheme, SCHEMES),
+            ("decoding", decoding, DECODINGS),
+            ("output", output, OUTPUTS),
+            ("existing_ents", existing_ents, EXISTING),
+            ("loss_on", loss_on, ("first", "all")),
+        ):
+            if value not in options:
+                raise ValueError(Errors.E010.format(value=value, setting=f"[components.{name}] {setting}", options=", ".join(options)))
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.cfg = {
+            "aggregation": aggregation,
+            "scheme": scheme,
+            "decoding": decoding,
+            "label_map": dict(label_map or {}),
+            "ignore_labels": list(ignore_labels),
+            "output": output,
+            "spans_key": spans_key,
+            "existing_ents": existing_ents,
+            "token_probs": token_probs,
+            "loss_on": loss_on,
+        }
+        self.scorer = scorer
+        self._tagset: Optional[TagSet] = None
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def state(self) -> HFState:
+        """The loaded checkpoint; loaded from `name` on first use."""
+        state = self.model.attrs["state"]
+        if state is None:
+            state = load_checkpoint(self.model, self.model.attrs["name"], component=self.name)
+            self._tagset = None
+        return state
+
+    @property
+    def tagset(self) -> TagSet:
+        if self._tagset is None:
+            self._tagset = parse_tagset(self.state.labels, self.cfg["scheme"])
+        return self._tagset
+
+    @property
+    def labels(self) -> List[str]:
+        """Entity labels written to docs (after label_map and ignore_labels).
+        Empty until the checkpoint is loaded: spaCy reads this for nlp.meta
+        before from_disk, which must not load the original checkpoint."""
+        if self.model.attrs["state"] is None:
+            return []
+        mapping, ignored = self.cfg["label_map"], set(self.cfg["ignore_labels"])
+        return sorted({mapping.get(t, t) for t in self.tagset.types if t not in ignored})
+
+    @property
+    def model_labels(self) -> List[str]:
+        """The checkpoint's raw labels, in id order."""
+        return list(self.state.labels)
+
+    # ------------------------------------------------------------ predict
+
+    def predict(self, docs: Iterable[Doc]) -> List[DocPrediction]:
+        docs = list(docs)
+        if not docs:
+            return []
+        tagset = self.tagset
+        outputs = self.model.predict(docs)
+        preds = []
+        for out in outputs:
+            probs_wp = softmax(np.asarray(out.logits, dtype=np.float32))
+            probs, visible = aggregate(probs_wp, out.wp_token, out.n_tokens, self.cfg["aggregation"])
+            _, ents = decode_tokens(probs, visible, tagset, decoding=self.cfg["decoding"])
+            ents = map_labels(ents, self.cfg["label_map"], self.cfg["ignore_labels"])
+            preds.append(DocPrediction(ents, probs if self.cfg["token_probs"] else None))
+        return preds
+
+    def set_annotations(self, docs: Iterable[Doc], preds: List[DocPrediction]) -> None:
+        output, key, existing = self.cfg["output"], self.cfg["spans_key"], self.cfg["existing_ents"]
+        for doc, pred in zip(docs, preds):
+            spans = [Span(doc, e.start, e.end, label=e.label) for e in pred.entities]
+            scores = [e.score for e in pred.entities]
+            if output == "ents":
+                spans, scores = _write_ents(doc, spans, scores, existing)
+            doc.spans[key] = SpanGroup(doc, name=key, attrs={"scores": scores}, spans=spans)
+            if pred.token_probs is not None:
+                doc._.set(TOKEN_PROBS_ATTR, pred.token_probs)
+                doc._.set(TOKEN_LABELS_ATTR, self.model_labels)
+
+    # ------------------------------------------------------------ training
+
+    def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *, nlp: Optional[Language] = None, labels: Optional[List[str]] = None) -> None:
+        """Load the checkpoint (unless one is loaded already, e.g. from disk)
+        and, given training data whose entity labels differ from the
+        checkpoint's, build or resize the classification head for them.
+
+        labels (Optional[List[str]]): entity types to train (e.g. from
+            `spacy init labels`); by default, those of the examples.
+        """
+        state = self.model.attrs["state"]
+        if state is None:
+            state = load_checkpoint(
+                self.model, self.model.attrs["name"], component=self.name, allow_no_head=get_examples is not None or labels is not None
+            )
+        if get_examples is not None or labels is not None:
+            if labels is None:
+                validate_examples(get_examples(), "LongNER.initialize")
+                labels = sorted({ent.label_ for eg in get_examples() for ent in eg.reference.ents})
+            if not labels and not state.has_head:
+                raise ValueError(Errors.E014.format(path=state.source))
+            if labels:
+                current = sorted(parse_tagset(state.labels, self.cfg["scheme"]).types) if state.has_head else None
+                if current != sorted(labels):
+                    scheme = self._train_scheme(state)
+                    resize_head(state, tag_labels(labels, scheme))
+        elif not state.has_head:
+            raise ValueError(Errors.E004.format(path=state.source, labels=state.labels))
+        self._tagset = None
+        self.tagset  # validate labels now, not at the first doc
+
+    def _train_scheme(self, state: HFState) -> str:
+        if self.cfg["scheme"] != "auto":
+            return self.cfg["scheme"]
+        if state.has_head:
+            return parse_tagset(state.labels).scheme
+        return "IOB2"
+
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        """Token-classification cross-entropy on each token's first wordpiece
+        (or all its wordpieces, `loss_on = "all"`). Dropout is the
+        checkpoint's own (its config's *dropout_prob settings); `drop` is
+        not used."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "LongNER.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        self.state
+        outputs, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_outputs = self.get_loss(examples, outputs)
+        backprop(d_outputs)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], outputs) -> "tuple[float, List]":
+        tagset = self.tagset
+        xp = self.model.ops.xp
+        targets, unknown = [], {}
+        for eg, out in zip(examples, outputs):
+            gold = gold_label_ids(eg, tagset, unknown)
+            if self.cfg["loss_on"] == "first":
+                idx = first_wordpiece(out.wp_token)
+                wp_target = np.full(len(out.wp_token), -1, dtype=np.int64)
+                wp_target[idx] = gold[out.wp_token[idx]]
+            else:
+                wp_target = gold[out.wp_token] if len(out.wp_token) else np.zeros(0, np.int64)
+            targets.append(wp_target)
+        if unknown:
+            warnings.warn(Warnings.W001.format(n=sum(unknown.values()), labels=", ".join(sorted(unknown))))
+        n_counted = max(1, sum(int((t >= 0).sum()) for t in targets))
+        loss = 0.0
+        grads = []
+        for out, target in zip(outputs, targets):
+            logits = out.logits
+            if len(target) == 0:
+                grads.append(logits * 0)
+                continue
+            z = logits - logits.max(axis=1, keepdims=True)
+            probs = xp.exp(z)
+            probs /= probs.sum(axis=1, keepdims=True)
+            mask = xp.asarray(target >= 0)
+            tgt = xp.asarray(np.where(target >= 0, target, 0))
+            rows = xp.arange(len(target))
+            p_true = probs[rows, tgt]
+            loss += float((-xp.log(xp.clip(p_true, 1e-12, None)) * mask).sum())
+            d = probs
+            d[rows, tgt] -= 1.0
+            d *= mask[:, None]
+            grads.append(d / n_counted)
+        return loss / n_counted, grads
+
+    # ------------------------------------------------------------ serialization
+
+    def to_disk(self, path, *, exclude=tuple()) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = self.state
+        srsly.write_json(path / "cfg", {**self.cfg, "model_labels": state.labels, "window": state.window, "stride": state.stride})
+        save_checkpoint(state, path / "model")
+
+    def from_disk(self, path, *, exclude=tuple()) -> "LongNER":
+        path = Path(path)
+        folder = path / "model"
+        if not (folder / "config.json").exists():
+            raise ValueError(Errors.E013.format(path=folder))
+        load_checkpoint(self.model, str(folder), component=self.name, local=True)
+        self._tagset = None
+        return self
+
+    def to_bytes(self, *, exclude=tuple()) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            self.to_disk(tmp)
+            files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "LongNER":
+        files = srsly.msgpack_loads(bytes_data)
+        tmp = tempfile.mkdtemp()
+        try:
+            for rel, data in files.items():
+                target = Path(tmp) / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            self.from_disk(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return self
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, object]:
+        if self.cfg["output"] == "spans":
+            kwargs = {**kwargs, "spans_key": self.cfg["spans_key"]}
+        return self.scorer(examples, **kwargs) if self.scorer else {}
+
+
+def _write_ents(doc: Doc, spans: List[Span], scores: List[float], existing: str):
+    """Write predicted entities to doc.ents; return those actually written."""
+    if existing == "overwrite" or not doc.ents:
+        doc.set_ents(spans, default="outside")
+        return spans, scores
+    if existing == "keep":
+        return [], []
+    taken = np.zeros(len(doc), dtype=bool)
+    for ent in doc.ents:
+        taken[ent.start : ent.end] = True
+    keep = [i for i, s in enumerate(spans) if not taken[s.start : s.end].any()]
+    new = [spans[i] for i in keep]
+    doc.set_ents(new, default="unmodified")
+    return new, [scores[i] for i in keep]
+
+
+def tag_labels(types: Sequence[str], scheme: str) -> List[str]:
+    """The model labels for entity types under a scheme, O first."""
+    prefixes = {"IOB1": "BI", "IOB2": "BI", "BIOES": "BIES", "BILOU": "BILU", "IO": ""}[scheme]
+    labels = ["O"]
+    for t in sorted(types):
+        if prefixes:
+            labels.extend(f"{p}-{t}" for p in prefixes)
+        else:
+            labels.append(t)
+    return labels
+
+
+def gold_label_ids(eg: Example, tagset: TagSet, unknown: Dict[str, int]) -> np.ndarray:
+    """Gold label id per predicted-doc token, -1 where gold is missing or
+    misaligned (left out of the loss) or the label is not in the model."""
+    biluo = eg.get_aligned_ner()
+    label_id = {lab: i for i, lab in enumerate(tagset.labels)}
+    out = np.full(len(biluo), -1, dtype=np.int64)
+    prev_type = None
+    for i, tag in enumerate(biluo):
+        if tag is None or tag == "-" or tag == "":
+            prev_type = None
+            continue
+        if tag == "O":
+            out[i] = tagset.o_index
+            prev_type = None
+            continue
+        p, t = split_label(tag)
+        label = _convert_biluo(p, t, tagset.scheme, prev_type)
+        prev_type = t if p in ("L", "U") else None
+        if label in label_id:
+            out[i] = label_id[label]
+        else:
+            unknown[t] = unknown.get(t, 0) + 1
+    return out
+
+
+_BILUO_TO = {
+    "BIOES": {"B": "B", "I": "I", "L": "E", "U": "S"},
+    "BILOU": {"B": "B", "I": "I", "L": "L", "U": "U"},
+    "IOB2": {"B": "B", "I": "I", "L": "I", "U": "B"},
+}
+
+
+def _convert_biluo(prefix: str, etype: str, scheme: str, prev_closed_type: Optional[str]) -> str:
+    """A BILUO gold tag in the model's scheme. `prev_closed_type` is the type
+    of an entity that ended on the token before (for IOB1's B-)."""
+    if scheme == "IO":
+        return etype
+    if scheme in _BILUO_TO:
+        return f"{_BILUO_TO[scheme][prefix]}-{etype}"
+    # IOB1: I- everywhere, B- only where an entity starts right after another
+    # entity of the same type.
+    if prefix in ("B", "U") and prev_closed_type == etype:
+        return f"B-{etype}"
+    return f"I-{etype}"

@@ -1,0 +1,147 @@
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from seqeval.metrics.sequence_labeling import get_entities
+
+from spacy_longner.decode import (
+    allowed_transitions,
+    chunk_starts_ends,
+    decode_tokens,
+    detect_scheme,
+    map_labels,
+    parse_tagset,
+    viterbi,
+)
+from spacy_longner.pipe import tag_labels
+
+TYPES = ["PER", "LOC", "ORG"]
+
+
+def seqeval_spans(tags):
+    """Independent reference: seqeval's conlleval-mode chunking (L/U read as E/S)."""
+    mapped = [t.replace("L-", "E-", 1).replace("U-", "S-", 1) if t[:2] in ("L-", "U-") else t for t in tags]
+    return sorted((s, e + 1, t) for t, s, e in get_entities(mapped))
+
+
+def our_spans(tags, scheme):
+    tagset = parse_tagset(tag_labels(TYPES, scheme), scheme)
+    ids = np.array([tagset.labels.index(t) for t in tags], dtype=np.int64)
+    return sorted((s, e, tagset.types[t]) for s, e, t in chunk_starts_ends(tagset.prefix[ids], tagset.type_id[ids]))
+
+
+def tag_strategy(scheme):
+    return st.lists(st.sampled_from(tag_labels(TYPES, scheme)), max_size=40)
+
+
+@pytest.mark.parametrize("scheme", ["IOB2", "BIOES", "BILOU"])
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_chunking_matches_seqeval_on_any_sequence(scheme, data):
+    tags = data.draw(tag_strategy(scheme))
+    assert our_spans(tags, scheme) == seqeval_spans(tags)
+
+
+def test_conlleval_examples_by_hand():
+    # I- after O starts an entity; I- of another type starts another; B- splits.
+    tags = ["I-PER", "I-PER", "O", "I-LOC", "I-ORG", "B-ORG", "I-ORG", "O"]
+    assert our_spans(tags, "IOB2") == [(0, 2, "PER"), (3, 4, "LOC"), (4, 5, "ORG"), (5, 7, "ORG")]
+    assert our_spans(["U-PER", "B-LOC", "L-LOC", "I-LOC"], "BILOU") == [(0, 1, "PER"), (1, 3, "LOC"), (3, 4, "LOC")]
+
+
+def test_io_scheme_bare_labels():
+    tagset = parse_tagset(["O", "PER", "LOC"])
+    assert tagset.scheme == "IO"
+    ids = np.array([1, 1, 0, 2, 1])
+    spans = chunk_starts_ends(tagset.prefix[ids], tagset.type_id[ids])
+    assert [(s, e, tagset.types[t]) for s, e, t in spans] == [(0, 2, "PER"), (3, 4, "LOC"), (4, 5, "PER")]
+
+
+@pytest.mark.parametrize(
+    "labels,expected",
+    [
+        (["O", "B-PER", "I-PER"], "IOB2"),
+        (["O", "I-PER"], "IOB2"),
+        (["O", "B-PER", "I-PER", "E-PER", "S-PER"], "BIOES"),
+        (["O", "B-PER", "I-PER", "L-PER", "U-PER"], "BILOU"),
+        (["O", "PER", "LOC"], "IO"),
+        (["O", "B-WORK_OF_ART", "I-WORK_OF_ART"], "IOB2"),
+    ],
+)
+def test_detect_scheme(labels, expected):
+    assert detect_scheme(labels) == expected
+    assert parse_tagset(labels).scheme == expected
+
+
+def test_bad_labels_give_coded_errors():
+    with pytest.raises(ValueError, match=r"\[long_ner E008\].*'O'"):
+        parse_tagset(["B-PER", "I-PER"])
+    with pytest.raises(ValueError, match=r"\[long_ner E009\].*BILOU"):
+        parse_tagset(["O", "B-PER", "L-PER", "U-PER", "I-PER"], "BIOES")
+    with pytest.raises(ValueError, match=r"E010.*scheme"):
+        parse_tagset(["O"], "BIO")
+
+
+def is_valid(tags, tagset):
+    trans, first, last = allowed_transitions(tagset)
+    if len(tags) == 0:
+        return True
+    return bool(first[tags[0]] and last[tags[-1]] and all(trans[a, b] for a, b in zip(tags[:-1], tags[1:])))
+
+
+@pytest.mark.parametrize("scheme", ["IOB1", "IOB2", "BIOES", "BILOU"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_viterbi_is_the_best_valid_sequence(scheme, data):
+    labels = tag_labels(["PER", "LOC"], scheme)
+    tagset = parse_tagset(labels, scheme)
+    n = data.draw(st.integers(1, 4))
+    logits = np.array(data.draw(st.lists(st.floats(-5, 5), min_size=n * len(labels), max_size=n * len(labels)))).reshape(n, -1)
+    log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    best = viterbi(log_probs, tagset)
+    assert is_valid(best, tagset)
+    # Brute force over all valid sequences.
+    best_score = max(
+        log_probs[np.arange(n), list(seq)].sum()
+        for seq in itertools.product(range(len(labels)), repeat=n)
+        if is_valid(list(seq), tagset)
+    )
+    assert log_probs[np.arange(n), best].sum() == pytest.approx(best_score, abs=1e-9)
+
+
+def test_invalid_argmax_is_repaired_by_viterbi():
+    tagset = parse_tagset(tag_labels(["PER"], "BIOES"), "BIOES")  # O B-PER E-PER I-PER S-PER sorted by prefix
+    idx = {lab: i for i, lab in enumerate(tagset.labels)}
+    probs = np.full((2, len(tagset.labels)), 0.01)
+    probs[0, idx["I-PER"]] = 0.5  # argmax would start with I-
+    probs[0, idx["B-PER"]] = 0.4
+    probs[1, idx["E-PER"]] = 0.9
+    probs /= probs.sum(1, keepdims=True)
+    visible = np.ones(2, dtype=bool)
+    tags, ents = decode_tokens(probs, visible, tagset, decoding="viterbi")
+    assert [tagset.labels[t] for t in tags] == ["B-PER", "E-PER"]
+    assert [(e.start, e.end, e.label) for e in ents] == [(0, 2, "PER")]
+    assert 0.0 <= ents[0].score <= 1.0
+
+
+def test_invisible_tokens_are_outside_and_scores_are_mean_tag_probability():
+    tagset = parse_tagset(["O", "B-PER", "I-PER"])
+    probs = np.array([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.0, 0.0, 1.0], [0.2, 0.2, 0.6]])
+    visible = np.array([True, True, False, True])
+    for decoding in ("conlleval", "viterbi"):
+        tags, ents = decode_tokens(probs, visible, tagset, decoding=decoding)
+        assert tags[2] == tagset.o_index
+        assert all(not (e.start <= 2 < e.end) for e in ents)
+    _, ents = decode_tokens(probs, visible, tagset)
+    assert [(e.start, e.end) for e in ents] == [(0, 2), (3, 4)]
+    assert ents[0].score == pytest.approx((0.8 + 0.8) / 2)
+
+
+def test_map_labels_renames_and_drops():
+    tagset = parse_tagset(["O", "B-PER", "B-MISC"])
+    probs = np.array([[0, 1.0, 0], [0, 0, 1.0]])
+    _, ents = decode_tokens(probs, np.ones(2, bool), tagset)
+    out = map_labels(ents, {"PER": "PERSON"}, ["MISC"])
+    assert [(e.start, e.label) for e in out] == [(0, "PERSON")]

@@ -1,0 +1,290 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spacy
+import torch
+from seqeval.metrics.sequence_labeling import get_entities
+from spacy.tokens import Doc, Span
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from conftest import BILOU_LABELS, IOB2_LABELS
+
+
+def make_nlp(path, **model_cfg):
+    nlp = spacy.blank("en")
+    cfg = {k: v for k, v in model_cfg.items() if k in ("aggregation", "decoding", "label_map", "ignore_labels", "output", "spans_key", "existing_ents", "token_probs", "scheme")}
+    model = {k: v for k, v in model_cfg.items() if k not in cfg}
+    nlp.add_pipe("long_ner", config={"model": {"name": str(path), **model}, **cfg})
+    return nlp
+
+
+def ents_of(doc):
+    return [(e.start, e.end, e.label_) for e in doc.ents]
+
+
+def reference_spans(path, words_list):
+    """Independent reference: the HF model run directly on the pre-split words,
+    first-wordpiece argmax, conlleval chunking by seqeval (L/U read as E/S)."""
+    tok = AutoTokenizer.from_pretrained(str(path), add_prefix_space=True) if "longformer" in str(path) else AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForTokenClassification.from_pretrained(str(path)).eval()
+    out = []
+    for words in words_list:
+        enc = tok(words, is_split_into_words=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**enc).logits[0]
+        word_ids = enc.word_ids(0)
+        tags = ["O"] * len(words)
+        seen = set()
+        for i, w in enumerate(word_ids):
+            if w is not None and w not in seen:
+                seen.add(w)
+                tags[w] = model.config.id2label[int(logits[i].argmax())]
+        mapped = [t.replace("L-", "E-", 1).replace("U-", "S-", 1) if t[:2] in ("L-", "U-") else t for t in tags]
+        out.append(sorted((s, e + 1, t) for t, s, e in get_entities(mapped)))
+    return out
+
+
+@pytest.mark.parametrize("kind,labels", [("bert", IOB2_LABELS), ("albert", IOB2_LABELS), ("longformer", IOB2_LABELS), ("bert", BILOU_LABELS)])
+def test_ents_equal_conlleval_chunks_of_first_wordpiece_argmax(checkpoints, conll_dev_sentences, kind, labels):
+    path = checkpoints(kind, tuple(labels))
+    words_list = [[w for w, _ in s] for s in conll_dev_sentences]
+    nlp = make_nlp(path)
+    docs = list(nlp.pipe(Doc(nlp.vocab, words=words) for words in words_list))
+    expected = reference_spans(path, words_list)
+    got = [sorted(ents_of(d)) for d in docs]
+    assert sum(len(e) for e in expected) > 50  # the random model predicts entities
+    assert got == expected
+
+
+@pytest.mark.parametrize("kind", ["bert", "albert", "longformer"])
+def test_windowed_prediction_equals_whole_document_prediction(checkpoints, kind):
+    path = checkpoints(kind, tuple(IOB2_LABELS), context_free=True)
+    rng = np.random.default_rng(0)
+    vocab = "Peter Blackburn said on Thursday that the European Commission in Brussels , Germany and Tokyo met Müller ' s team .".split()
+    words = [vocab[i] for i in rng.integers(0, len(vocab), 20_000)]
+    # Reference: one forward pass over the whole document (position ids fixed,
+    # which a context-free checkpoint ignores), first-wordpiece argmax.
+    tok = AutoTokenizer.from_pretrained(str(path), add_prefix_space=True) if kind == "longformer" else AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForTokenClassification.from_pretrained(str(path)).eval()
+    enc = tok(words, is_split_into_words=True, return_tensors="pt", verbose=False)
+    pos = torch.full_like(enc["input_ids"], model.config.pad_token_id + 1 if kind == "longformer" else 0)
+    with torch.no_grad():
+        logits = model(input_ids=enc["input_ids"], position_ids=pos, token_type_ids=torch.zeros_like(pos)).logits[0]
+    assert enc["input_ids"].shape[1] > 4 * 4096  # far longer than any window
+    word_ids = np.array([-1 if w is None else w for w in enc.word_ids(0)])
+    first = np.flatnonzero((word_ids >= 0) & np.r_[True, word_ids[1:] != word_ids[:-1]])
+    tags = [model.config.id2label[int(i)] for i in logits[first].argmax(-1)]
+    expected = sorted((s, e + 1, t) for t, s, e in get_entities(tags))
+    for window in (64, None):
+        nlp = make_nlp(path, window=window)
+        doc = nlp(Doc(nlp.vocab, words=words))
+        assert sorted(ents_of(doc)) == expected, f"window={window}"
+    assert len(expected) > 1000
+
+
+EDGE_TEXTS = [
+    "",
+    " ",
+    "   \n\t  ",
+    "\t\t\t\n\n\n\r\n  \t",
+    "Peter\x00Blackburn \x01\x02\x03 went to Brussels\x7f.",
+    "Family 👨‍👩‍👧‍👦 in Paris 🇫🇷 with Zoë 😀😀😀",
+    "مرحبا بكم في القاهرة mit Peter שלום ירושלים",
+    "東京で会議 北京 서울에서 Tokyo 会議",
+    "Ångström, e\u0301e\u0301\u0301, Zu\u0308rich, a\u0300\u0301\u0302\u0303\u0304",
+    "\u200b\u200d\ufeff\u2028\u2029 zero width \u200b Peter",
+    "x" * 100_000,
+    "Peter " + "é" * 50_000 + " went to Brussels",
+]
+
+
+def check_doc(doc, text):
+    assert doc.text == text
+    prev_end = 0
+    for ent in doc.ents:
+        assert 0 <= ent.start < ent.end <= len(doc)
+        assert ent.start >= prev_end
+        prev_end = ent.end
+        assert not doc[ent.start].is_space and not doc[ent.end - 1].is_space
+    group = doc.spans["long_ner"]
+    assert len(group.attrs["scores"]) == len(group)
+    assert all(0.0 <= s <= 1.0 for s in group.attrs["scores"])
+
+
+@pytest.mark.parametrize("kind", ["bert", "longformer", "albert"])
+def test_bad_input_never_crashes_and_loses_nothing(checkpoints, kind):
+    nlp = make_nlp(checkpoints(kind), window=48)
+    texts = EDGE_TEXTS + ["Peter Blackburn " * 3000]
+    docs = list(nlp.pipe(texts, batch_size=4))
+    assert len(docs) == len(texts)
+    for doc, text in zip(docs, texts):
+        check_doc(doc, text)
+    assert list(nlp.pipe([])) == []
+
+
+def test_a_million_characters(checkpoints):
+    nlp = make_nlp(checkpoints("bert"))
+    unit = "Peter Blackburn went to Brussels .\n"
+    text = (unit * (1_000_000 // len(unit) + 1))[:1_000_000]
+    doc = nlp(text)
+    check_doc(doc, text)
+    assert len(doc.ents) > 1000
+
+
+def test_token_without_wordpiece_is_outside(checkpoints):
+    nlp = make_nlp(checkpoints("bert"), token_probs=True)
+    words = ["Peter", "\x00", "Blackburn", "\x01\x02"] * 30
+    doc = nlp(Doc(nlp.vocab, words=words))
+    probs = doc._.long_ner_probs
+    assert probs.shape == (len(doc), len(IOB2_LABELS))
+    assert doc._.long_ner_labels == IOB2_LABELS
+    for i, w in enumerate(words):
+        if w.startswith(("\x00", "\x01")):
+            assert doc[i].ent_iob_ == "O"
+            assert probs[i].sum() == 0
+        else:
+            assert probs[i].sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_options_label_map_ignore_spans_output(checkpoints, conll_dev_sentences):
+    path = checkpoints("bert")
+    words_list = [[w for w, _ in s] for s in conll_dev_sentences[:60]]
+    base = make_nlp(path)
+    docs = [base(Doc(base.vocab, words=w)) for w in words_list]
+    mapped = make_nlp(path, label_map={"PER": "PERSON"}, ignore_labels=["MISC"])
+    spans_nlp = make_nlp(path, output="spans", spans_key="hf")
+    for words, doc in zip(words_list, docs):
+        m = mapped(Doc(mapped.vocab, words=words))
+        want = [(s, e, "PERSON" if lab == "PER" else lab) for s, e, lab in ents_of(doc) if lab != "MISC"]
+        assert ents_of(m) == want
+        sp = spans_nlp(Doc(spans_nlp.vocab, words=words))
+        assert sp.ents == ()
+        assert [(s.start, s.end, s.label_) for s in sp.spans["hf"]] == ents_of(doc)
+        assert sp.spans["hf"].attrs["scores"] == pytest.approx(doc.spans["long_ner"].attrs["scores"])
+    assert set(mapped.get_pipe("long_ner").labels) == {"PERSON", "LOC", "ORG"}
+
+
+def test_existing_entities_overwrite_keep_fill(checkpoints):
+    path = checkpoints("bert")
+    words = "Peter Blackburn went to Brussels with the European Commission on Thursday".split()
+    pred = ents_of(make_nlp(path)(Doc(spacy.blank("en").vocab, words=words)))
+    assert pred
+    s0, e0, _ = pred[0]
+    results = {}
+    for mode in ("overwrite", "keep", "fill"):
+        nlp = make_nlp(path, existing_ents=mode)
+        doc = Doc(nlp.vocab, words=words)
+        doc.ents = [Span(doc, s0, e0, label="RULE")]
+        results[mode] = ents_of(nlp(doc))
+    assert results["overwrite"] == pred
+    assert results["keep"] == [(s0, e0, "RULE")]
+    assert (s0, e0, "RULE") in results["fill"]
+    assert set(results["fill"]) == {(s0, e0, "RULE")} | {p for p in pred if p[1] <= s0 or p[0] >= e0}
+
+
+@pytest.mark.parametrize("aggregation", ["average", "max"])
+def test_aggregation_settings_run(checkpoints, aggregation):
+    nlp = make_nlp(checkpoints("albert"), aggregation=aggregation, decoding="viterbi")
+    doc = nlp("Peter Blackburn went to Brussels with the European Commission on Thursday .")
+    check_doc(doc, doc.text)
+
+
+def test_missing_checkpoint_names_the_path(tmp_path):
+    missing = tmp_path / "no" / "such-checkpoint"
+    nlp = make_nlp(missing)
+    with pytest.raises(ValueError, match=r"E002.*" + str(missing).replace("/", ".")):
+        nlp("Peter went to Brussels")
+
+
+def test_bad_configs_give_coded_errors(checkpoints):
+    with pytest.raises(ValueError, match=r"E006.*stride = 64.*window = 64"):
+        make_nlp(checkpoints("bert"), window=64, stride=64)
+    with pytest.raises(ValueError, match=r"E005.*window = 600.*at most 510"):
+        make_nlp(checkpoints("bert"), window=600)("Peter")
+    with pytest.raises(ValueError, match=r"E004"):
+        make_nlp(checkpoints("bert", labels=None, head=False))("Peter")
+    with pytest.raises(ValueError, match=r"E001"):
+        make_nlp("")("Peter")
+    with pytest.raises(Exception, match="aggregation"):
+        make_nlp(checkpoints("bert"), aggregation="mean")
+    with pytest.raises(Exception, match="precision"):
+        make_nlp(checkpoints("bert"), precision="fp8")
+
+
+def test_initialize_keeps_a_fine_tuned_head(checkpoints):
+    path = checkpoints("bert")
+    nlp = make_nlp(path)
+    text = "Peter Blackburn went to Brussels with the European Commission on Thursday ."
+    before = ents_of(nlp(text))
+    nlp.initialize()
+    assert ents_of(nlp(text)) == before
+
+
+RUN_SAVED = """
+import json, sys, spacy
+nlp = spacy.load(sys.argv[1])
+texts = json.loads(sys.argv[2])
+print(json.dumps([[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]))
+"""
+
+SAMPLE_TEXTS = [
+    "Peter Blackburn went to Brussels with the European Commission on Thursday .",
+    "Germany 's representative Werner Zwingmann said on Wednesday consumers should buy sheepmeat from Britain .",
+    "",
+    "Tokyo , Paris and New York ; Maria Müller met José in São Paulo . " * 40,
+]
+
+
+def run_fresh(target: str, texts, env_extra=None):
+    import os
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env_extra or {})}
+    out = subprocess.run([sys.executable, "-c", RUN_SAVED, target, json.dumps(texts)], capture_output=True, text=True, env=env, cwd="/")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return [[tuple(e) for e in d] for d in json.loads(out.stdout.strip().splitlines()[-1])]
+
+
+@pytest.mark.parametrize("kind", ["bert", "longformer", "albert"])
+def test_to_disk_then_load_without_the_checkpoint(checkpoints, tmp_path, kind):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(checkpoints(kind), ckpt)
+    nlp = make_nlp(ckpt, window=32, global_attention="first" if kind == "longformer" else "auto")
+    expected = [ents_of(d) for d in nlp.pipe(SAMPLE_TEXTS)]
+    nlp.to_disk(tmp_path / "pipeline")
+    shutil.rmtree(ckpt)
+    saved = tmp_path / "pipeline" / "long_ner" / "model"
+    assert (saved / "model.safetensors").exists() and (saved / "config.json").exists()
+    assert run_fresh(str(tmp_path / "pipeline"), SAMPLE_TEXTS) == expected
+    # to_bytes / from_bytes
+    nlp2 = make_nlp(tmp_path / "gone", window=32, global_attention="first" if kind == "longformer" else "auto")
+    nlp2.from_bytes(nlp.to_bytes())
+    assert [ents_of(d) for d in nlp2.pipe(SAMPLE_TEXTS)] == expected
+
+
+def test_spacy_package_wheel_installs_and_loads_by_name(checkpoints, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(checkpoints("bert"), ckpt)
+    nlp = make_nlp(ckpt)
+    nlp.meta["name"] = "longner_test"
+    nlp.meta["version"] = "0.0.1"
+    expected = [ents_of(d) for d in nlp.pipe(SAMPLE_TEXTS)]
+    nlp.to_disk(tmp_path / "pipeline")
+    shutil.rmtree(ckpt)
+    (tmp_path / "pkg").mkdir()
+    out = subprocess.run(
+        [sys.executable, "-m", "spacy", "package", str(tmp_path / "pipeline"), str(tmp_path / "pkg"), "--build", "wheel", "--force"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    wheels = list((tmp_path / "pkg").rglob("*.whl"))
+    assert len(wheels) == 1
+    site = tmp_path / "site"
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site), str(wheels[0])], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    shutil.rmtree(tmp_path / "pipeline")
+    assert run_fresh("en_longner_test", SAMPLE_TEXTS, {"PYTHONPATH": str(site)}) == expected

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spacy_longner.align import aggregate, first_wordpiece, softmax
+from spacy_longner.windows import default_stride, sentence_windows, sliding_windows
+
+
+@settings(max_examples=400, deadline=None)
+@given(n=st.integers(0, 400), window=st.integers(1, 64), data=st.data())
+def test_sliding_windows_cover_everything_and_owners_have_most_context(n, window, data):
+    stride = data.draw(st.integers(0, window - 1))
+    plan = sliding_windows(n, window, stride)
+    assert len(plan.owner) == n
+    if n == 0:
+        assert plan.n_windows == 0
+        return
+    assert plan.starts[0] == 0 and plan.ends[-1] == n
+    assert np.all(plan.ends - plan.starts <= window)
+    assert np.all(plan.starts[1:] <= plan.ends[:-1])  # no gaps
+    pos = np.arange(n)
+    s, e = plan.starts[plan.owner], plan.ends[plan.owner]
+    assert np.all((s <= pos) & (pos < e))
+    # Brute force: no window gives a position more context on its poorer side.
+    own_ctx = np.minimum(pos - s, e - 1 - pos)
+    for k in range(plan.n_windows):
+        inside = (plan.starts[k] <= pos) & (pos < plan.ends[k])
+        ctx = np.minimum(pos - plan.starts[k], plan.ends[k] - 1 - pos)
+        assert np.all(own_ctx[inside] >= ctx[inside])
+
+
+def test_default_stride_is_smaller_than_window():
+    for w in (1, 2, 8, 510, 4094):
+        assert 0 <= default_stride(w) < w
+
+
+@settings(max_examples=200, deadline=None)
+@given(lengths=st.lists(st.integers(1, 30), min_size=1, max_size=12), window=st.integers(4, 40), ctx=st.one_of(st.none(), st.integers(0, 20)))
+def test_sentence_windows_own_exactly_their_sentence(lengths, window, ctx):
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    n = int(sum(lengths))
+    plan = sentence_windows(n, starts, window, window // 4, ctx)
+    assert np.all(plan.ends - plan.starts <= window)
+    pos = np.arange(n)
+    s, e = plan.starts[plan.owner], plan.ends[plan.owner]
+    assert np.all((s <= pos) & (pos < e))
+    sent_of = np.repeat(np.arange(len(lengths)), lengths)
+    for k in range(plan.n_windows):
+        owned = np.flatnonzero(plan.owner == k)
+        assert len(owned) > 0
+        assert len(set(sent_of[owned])) == 1  # a window's targets are one sentence
+    if ctx is None:
+        # Sentence level: no window reaches outside its sentence.
+        for k in range(plan.n_windows):
+            assert len(set(sent_of[plan.starts[k] : plan.ends[k]])) == 1
+
+
+def test_sentence_context_takes_neighbours_on_both_sides():
+    starts = np.array([0, 10, 20])
+    plan = sentence_windows(30, starts, window=20, stride=2, context_size=4)
+    assert (plan.starts[1], plan.ends[1]) == (6, 24)
+    assert (plan.starts[0], plan.ends[0]) == (0, 14)  # no left context: more right, up to context_size
+
+
+def naive_aggregate(wp_probs, wp_token, n_tokens, how):
+    out = np.zeros((n_tokens, wp_probs.shape[1]))
+    for t in range(n_tokens):
+        rows = wp_probs[wp_token == t]
+        if len(rows) == 0:
+            continue
+        if how == "first":
+            out[t] = rows[0]
+        elif how == "average":
+            out[t] = rows.mean(0)
+        else:
+            out[t] = rows[int(np.argmax(rows.max(1)))]
+    return out
+
+
+@pytest.mark.parametrize("how", ["first", "average", "max"])
+@settings(max_examples=150, deadline=None)
+@given(counts=st.lists(st.integers(0, 4), min_size=1, max_size=30), seed=st.integers(0, 10_000))
+def test_aggregation_matches_a_per_token_loop(how, counts, seed):
+    rng = np.random.default_rng(seed)
+    wp_token = np.repeat(np.arange(len(counts)), counts)
+    wp_probs = softmax(rng.normal(size=(len(wp_token), 5)).astype(np.float32))
+    probs, visible = aggregate(wp_probs, wp_token, len(counts), how)
+    np.testing.assert_allclose(probs, naive_aggregate(wp_probs, wp_token, len(counts), how), rtol=1e-6, atol=1e-7)
+    assert visible.tolist() == [c > 0 for c in counts]
+
+
+def test_first_wordpiece():
+    assert first_wordpiece(np.array([0, 0, 2, 3, 3, 3])).tolist() == [0, 2, 3]
+    assert first_wordpiece(np.zeros(0, np.int64)).tolist() == []
