@@ -1,6 +1,7 @@
 """spacy-longner: Hugging Face token-classification models (Longformer, ALBERT,
 BERT, any AutoModelForTokenClassification) as the spaCy component `long_ner`."""
 
+from .corpus import create_corpus_reader  # noqa: F401  (registers the reader)
 from .model import build_token_classifier  # noqa: F401  (registers the architecture)
 from .pipe import LongNER, make_long_ner  # noqa: F401  (registers the factory)
 

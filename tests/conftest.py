@@ -2,8 +2,8 @@
 tokenizers trained on the fly, saved as a user's fine-tuned checkpoint would be."""
 
 import os
+
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 import pytest
 
@@ -11,154 +11,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-CONLL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2003"
-IOB2_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
-BILOU_LABELS = ["O"] + [f"{p}-{t}" for t in ("PER", "LOC", "ORG", "MISC") for p in "BILU"]
-
-_BUILTIN_TEXT = """EU rejects German call to boycott British lamb .
-Peter Blackburn
-BRUSSELS 1996-08-22
-The European Commission said on Thursday it disagreed with German advice to consumers to shun British lamb until scientists determine whether mad cow disease can be transmitted to sheep .
-Germany 's representative to the European Union 's veterinary committee Werner Zwingmann said on Wednesday consumers should buy sheepmeat from countries other than Britain until the scientific advice was clearer .
-Tokyo , Paris and New York ; Maria Müller met José in São Paulo and Zürich on 12 March .
-Ölpreis über 100 Dollar , sagte die Bundesbank in Frankfurt am Main .""".split("\n")
-
-
-def read_conll_sentences(path: Path, limit: Optional[int] = None) -> List[List[tuple]]:
-    """(word, tag) sentences from a CoNLL-2003 file, -DOCSTART- blocks left out."""
-    sents, cur = [], []
-    with open(path, encoding="utf8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if not line:
-                if cur:
-                    sents.append(cur)
-                    cur = []
-                    if limit and len(sents) >= limit:
-                        break
-                continue
-            parts = line.split(" ")
-            if parts[0] == "-DOCSTART-":
-                continue
-            cur.append((parts[0], parts[-1]))
-    if cur and (not limit or len(sents) < limit):
-        sents.append(cur)
-    return sents
-
-
-def training_text() -> List[str]:
-    lines = list(_BUILTIN_TEXT)
-    train = CONLL_DIR / "train.txt"
-    if train.exists():
-        lines += [" ".join(w for w, _ in s) for s in read_conll_sentences(train, limit=3000)]
-    return lines
-
-
-def _train_tokenizer(kind: str, lines: Sequence[str]):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-
-    if kind == "bert":
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=False)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        tok.train_from_iterator(lines, trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials))
-        tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
-        )
-        tok.decoder = decoders.WordPiece()
-        from transformers import BertTokenizerFast
-
-        return BertTokenizerFast(tokenizer_object=tok, model_max_length=512)
-    if kind == "albert":
-        tok = Tokenizer(models.Unigram())
-        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-        tok.pre_tokenizer = pre_tokenizers.Metaspace()
-        specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
-        tok.train_from_iterator(lines, trainers.UnigramTrainer(vocab_size=600, special_tokens=specials, unk_token="<unk>"))
-        tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
-        )
-        tok.decoder = decoders.Metaspace()
-        from transformers import AlbertTokenizerFast
-
-        return AlbertTokenizerFast(
-            tokenizer_object=tok, do_lower_case=True, model_max_length=512,
-            pad_token="<pad>", unk_token="<unk>", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
-        )
-    if kind == "longformer":
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-        tok.train_from_iterator(
-            lines,
-            trainers.BpeTrainer(vocab_size=700, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
-        )
-        tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
-        tok.decoder = decoders.ByteLevel()
-        from transformers import LongformerTokenizerFast
-
-        return LongformerTokenizerFast(
-            tokenizer_object=tok, model_max_length=4096, bos_token="<s>", eos_token="</s>",
-            sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-        )
-    raise ValueError(kind)
-
-
-def build_checkpoint(
-    path: Path,
-    kind: str,
-    labels: Optional[Sequence[str]] = IOB2_LABELS,
-    *,
-    context_free: bool = False,
-    seed: int = 0,
-    head: bool = True,
-) -> Path:
-    """Save a tiny random token-classification checkpoint of `kind` to `path`.
-
-    context_free: no transformer layers and zeroed position/token-type
-        embeddings, so each wordpiece's logits depend on that wordpiece only.
-    head: False saves a bare encoder (AutoModel, no classifier).
-    """
-    import torch
-    from transformers import AlbertConfig, AutoModel, AutoModelForTokenClassification, BertConfig, LongformerConfig
-
-    torch.manual_seed(seed)
-    tokenizer = _train_tokenizer(kind, training_text())
-    # Longformer can't run with no layers (its padding reads the per-layer
-    # attention windows): it gets one layer whose attention output is zeroed.
-    n_layers = (1 if kind == "longformer" else 0) if context_free else 2
-    common = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=n_layers, num_attention_heads=2,
-                  intermediate_size=64, pad_token_id=tokenizer.pad_token_id)
-    if labels is not None:
-        common.update(id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)})
-    if kind == "bert":
-        config = BertConfig(max_position_embeddings=512, **common)
-    elif kind == "albert":
-        config = AlbertConfig(max_position_embeddings=512, embedding_size=16, num_hidden_groups=1, **common)
-    else:
-        config = LongformerConfig(max_position_embeddings=4098, attention_window=8, bos_token_id=0, eos_token_id=2,
-                                  sep_token_id=2, **common)
-    model = (AutoModelForTokenClassification if head else AutoModel).from_config(config)
-    base = getattr(model, model.base_model_prefix, model)
-    with torch.no_grad():
-        if context_free:
-            base.embeddings.position_embeddings.weight.zero_()
-            base.embeddings.token_type_embeddings.weight.zero_()
-            for layer in getattr(getattr(base, "encoder", None), "layer", []):
-                layer.attention.output.dense.weight.zero_()
-                layer.attention.output.dense.bias.zero_()
-        if head:
-            # Well-separated logits, so argmax is stable under float noise.
-            model.classifier.weight.normal_(0.0, 1.0)
-            model.classifier.bias.normal_(0.0, 1.0)
-    model.eval()
-    model.save_pretrained(str(path), safe_serialization=True)
-    tokenizer.save_pretrained(str(path))
-    return path
-
+from spacy_longner.testing import (  # noqa: F401
+    BILOU_LABELS,
+    CONLL_DIR,
+    IOB2_LABELS,
+    build_checkpoint,
+    read_conll_sentences,
+)
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory):

@@ -1,0 +1,42 @@
+"""Build a ready spaCy pipeline folder from an already fine-tuned Hugging Face
+token-classification checkpoint (local folder or hub id), with no training.
+This is how the seed models, or any hub NER model, come into spaCy.
+
+    python scripts/import_hf.py PATH_OR_HUB_ID training/imported [--window 510] [--name my_ner]
+
+The folder holds the weights (safetensors), the tokenizer and the labels, and
+loads offline with spacy.load(); `spacy package` turns it into a wheel.
+"""
+
+import argparse
+from pathlib import Path
+
+import spacy
+from wasabi import msg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--lang", default="en")
+    parser.add_argument("--name", default="long_ner_pipeline", help="package name in meta.json")
+    parser.add_argument("--version", default="0.0.1")
+    parser.add_argument("--window", type=int, default=None)
+    parser.add_argument("--stride", type=int, default=None)
+    parser.add_argument("--sentencizer", action="store_true", help="add a sentencizer before long_ner")
+    args = parser.parse_args()
+    nlp = spacy.blank(args.lang)
+    if args.sentencizer:
+        nlp.add_pipe("sentencizer")
+    nlp.add_pipe("long_ner", config={"model": {"name": args.checkpoint, "window": args.window, "stride": args.stride}})
+    nlp.initialize()
+    nlp.meta["name"] = args.name
+    nlp.meta["version"] = args.version
+    nlp.to_disk(args.output)
+    pipe = nlp.get_pipe("long_ner")
+    msg.good(f"Saved {args.output}: labels {pipe.labels}, window {pipe.state.window}, stride {pipe.state.stride}")
+
+
+if __name__ == "__main__":
+    main()
