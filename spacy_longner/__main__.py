@@ -1,0 +1,5 @@
+import sys
+
+from .annotate import main
+
+sys.exit(main())
