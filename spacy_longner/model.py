@@ -77,6 +77,7 @@ class HFState:
         aw = getattr(hf_model.config, "attention_window", None) if hf_model.config.model_type == "longformer" else None
         self.pad_multiple = max(aw, default=1) if isinstance(aw, (list, tuple)) else int(aw or 1)
         self.shim: Optional[PyTorchShim] = None
+        self.quantized = None
 
     @property
     def labels(self) -> List[str]:
@@ -111,6 +112,7 @@ def build_token_classifier(
     precision: Literal["fp32", "fp16", "bf16"] = "fp32",
     device: Optional[str] = None,
     wordpiece_budget: int = 8192,
+    quantize: Literal["none", "int8"] = "none",
 ) -> Model[List[Doc], List[DocLogits]]:
     """A Hugging Face token-classification checkpoint over windowed documents.
 
@@ -129,6 +131,9 @@ def build_token_classifier(
     device (Optional[str]): torch device for inference, e.g. "cuda:0"; None:
         follow spaCy (`prefer_gpu()`/`require_gpu()`), else CPU.
     wordpiece_budget (int): padded wordpieces per forward batch.
+    quantize (str): "int8": on CPU, predict with a copy of the model whose
+        linear layers are dynamically quantized to int8 (torch's
+        quantize_dynamic); the fp32 weights stay for training and saving.
     """
     if window is not None and window <= 0:
         raise ValueError(Errors.E007.format(window=window, component="long_ner"))
@@ -149,6 +154,7 @@ def build_token_classifier(
             "precision": precision,
             "device": device,
             "wordpiece_budget": wordpiece_budget,
+            "quantize": quantize,
             "state": None,
         },
     )
@@ -317,6 +323,7 @@ def resize_head(state: HFState, labels: Sequence[str]) -> None:
     hf_model.config.label2id = {lab: i for i, lab in enumerate(labels)}
     state.has_head = True
     state.shim = None
+    state.quantized = None
 
 
 # ---------------------------------------------------------------- planning
@@ -487,6 +494,8 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
         if next(hf.parameters()).device != device:
             hf.to(device)
         hf.eval()
+        if model.attrs["quantize"] == "int8" and device.type == "cpu":
+            hf = _quantized(state)
         parts = []
         with torch.inference_mode(), _autocast(device, model.attrs["precision"]):
             for batch in batches:
@@ -498,6 +507,7 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
         return [DocLogits(s, enc.wp_token, enc.n_tokens) for s, enc in zip(splits, encs)], lambda d: []
 
     shim = _get_shim(model, state)
+    state.quantized = None
     device = shim.device
     parts = []
     backprop_shim = None
@@ -517,6 +527,23 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
         return []
 
     return outputs, backprop
+
+
+def _quantized(state: HFState):
+    """An int8 dynamically quantized copy of the model for CPU inference, made
+    once per loaded checkpoint (training steps drop it)."""
+    import copy
+
+    import torch
+
+    if state.quantized is None:
+        with warnings.catch_warnings():
+            # torch marks its eager-mode quantization as deprecated (moving to torchao).
+            warnings.simplefilter("ignore")
+            state.quantized = torch.ao.quantization.quantize_dynamic(
+                copy.deepcopy(state.hf_model).cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8
+            )
+    return state.quantized
 
 
 def _get_shim(model: Model, state: HFState) -> PyTorchShim:

@@ -49,6 +49,7 @@ global_attention = "auto"
 precision = "fp32"
 device = null
 wordpiece_budget = 8192
+quantize = "none"
 
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_CONFIG)["model"]

@@ -288,3 +288,34 @@ def test_spacy_package_wheel_installs_and_loads_by_name(checkpoints, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     shutil.rmtree(tmp_path / "pipeline")
     assert run_fresh("en_longner_test", SAMPLE_TEXTS, {"PYTHONPATH": str(site)}) == expected
+
+
+def test_int8_quantized_cpu_mode_runs_and_is_saved(checkpoints, tmp_path):
+    path = checkpoints("bert")
+    text = "Peter Blackburn went to Brussels with the European Commission on Thursday ."
+    fp32 = make_nlp(path)
+    q = make_nlp(path, quantize="int8")
+    doc_q = q(text)
+    check_doc(doc_q, text)
+    state = q.get_pipe("long_ner").state
+    assert state.quantized is not None
+    assert state.hf_model.classifier.weight.dtype == torch.float32  # fp32 weights kept
+    # Tags mostly agree with fp32 on a random model (int8 noise flips a few).
+    tags = lambda d: [t.ent_iob_ + t.ent_type_ for t in d]  # noqa: E731
+    agree = np.mean([a == b for a, b in zip(tags(fp32(text)), tags(doc_q))])
+    assert agree >= 0.7
+    q.to_disk(tmp_path / "q")
+    loaded = spacy.load(tmp_path / "q")
+    assert loaded.get_pipe("long_ner").model.attrs["quantize"] == "int8"
+    assert ents_of(loaded(text)) == ents_of(doc_q)
+
+
+def test_n_process_2_gives_identical_results(checkpoints, tmp_path):
+    nlp = make_nlp(checkpoints("bert"))
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    texts = SAMPLE_TEXTS * 3
+    multi = [ents_of(d) for d in loaded.pipe(texts, n_process=2, batch_size=2)]
+    single = [ents_of(d) for d in loaded.pipe(texts)]
+    assert multi == single

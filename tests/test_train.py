@@ -179,7 +179,8 @@ def test_unknown_gold_label_warns_once_per_batch(checkpoints):
     words = ["Peter", "likes", "Linux", "and", "Unix"]
     ref = Doc(nlp.vocab, words=words, ents=["B-PER", "O", "B-SOFT", "O", "B-SOFT"])
     eg = Example(Doc(nlp.vocab, words=words), ref)
-    with pytest.warns(UserWarning, match=r"W001.*2 token.*SOFT") as record:
+    pipe.initialize()
+    with pytest.warns(UserWarning, match=r"W001.*4 token.*SOFT") as record:
         pipe.get_loss([eg, eg], pipe.model.predict([eg.predicted, eg.predicted]))
     assert len(record) == 1
 

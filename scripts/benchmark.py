@@ -1,0 +1,266 @@
+"""Peer benchmark: long_ner against the Hugging Face pipeline, spacy-huggingface-
+pipelines' hf_token_pipe and the raw floor, on the same checkpoint, each system
+in its own process, on CoNLL-2003 dev as sentences and as whole documents.
+
+    python scripts/benchmark.py training/minilm/model-best corpus/dev.spacy metrics/benchmark.json
+
+Systems (all get the text of each sentence/document, words joined by spaces,
+except the floor, which gets the words):
+- long_ner: `nlp.pipe` of the pipeline (document context, default window).
+- hf_pipeline: transformers' pipeline("token-classification",
+  aggregation_strategy="first"), with stride for texts longer than the model.
+- hf_token_pipe: spacy-huggingface-pipelines, aggregation "first".
+- floor: tokenize the pre-split words, cut into max-length chunks (no
+  overlap), one forward pass in length-sorted, dynamically padded batches,
+  argmax. No alignment, no decoding: the physical floor.
+
+Also: time of a 10,000-word vs a 100,000-word document (long_ner), and RSS
+while streaming many docs through nlp.pipe. Writes the JSON and a bar chart
+PNG beside it. Numbers are words per second of the timed pass after a warm-up.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+SYSTEMS = ["long_ner", "floor", "hf_pipeline", "hf_token_pipe"]
+INPUTS = ["sentences", "documents"]
+
+
+def load_inputs(corpus: Path, kind: str, limit: int = 0) -> List[List[str]]:
+    import spacy
+    from spacy.tokens import DocBin
+
+    docs = list(DocBin().from_disk(corpus).get_docs(spacy.blank("en").vocab))
+    if kind == "sentences":
+        out = [[t.text for t in s] for d in docs for s in d.sents]
+    else:
+        out = [[t.text for t in d] for d in docs]
+    return out[:limit] if limit else out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def load_long_ner(pipeline: str, gpu: bool, precision: str):
+    import spacy
+
+    if gpu:
+        spacy.require_gpu()
+    overrides = {"components": {"long_ner": {"model": {"context": "document", "precision": precision}}}}
+    return spacy.load(pipeline, config=overrides)
+
+
+def run_worker(system: str, kind: str, args) -> Dict[str, float]:
+    import torch
+
+    words = load_inputs(args.corpus, kind, args.limit)
+    texts = [" ".join(w) for w in words]
+    n_words = sum(len(w) for w in words)
+    checkpoint = str(Path(args.pipeline) / "long_ner" / "model")
+    device = 0 if args.gpu else -1
+    warm = texts[:16]
+    if system == "long_ner":
+        nlp = load_long_ner(args.pipeline, args.gpu, args.precision)
+        list(nlp.pipe(warm))
+        start = time.perf_counter()
+        n_ents = sum(len(d.ents) for d in nlp.pipe(texts, batch_size=args.batch_size))
+    elif system == "hf_pipeline":
+        from transformers import pipeline
+
+        pipe = pipeline("token-classification", model=checkpoint, aggregation_strategy="first", device=device,
+                        stride=64)
+        pipe(warm)
+        start = time.perf_counter()
+        n_ents = sum(len(x) for x in pipe(texts))
+    elif system == "hf_token_pipe":
+        import spacy
+        import spacy_huggingface_pipelines  # noqa: F401
+
+        nlp = spacy.blank("en")
+        nlp.add_pipe("hf_token_pipe", config={"model": checkpoint, "aggregation_strategy": "first", "stride": 64})
+        list(nlp.pipe(warm))
+        start = time.perf_counter()
+        n_ents = sum(len(d.ents) for d in nlp.pipe(texts, batch_size=args.batch_size))
+    elif system == "floor":
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(checkpoint)
+        model = AutoModelForTokenClassification.from_pretrained(checkpoint).eval()
+        dev = torch.device("cuda" if args.gpu else "cpu")
+        model.to(dev)
+        floor_pass(tok, model, words[:16], dev, args)
+        start = time.perf_counter()
+        n_ents = floor_pass(tok, model, words, dev, args)
+    else:
+        raise ValueError(system)
+    seconds = time.perf_counter() - start
+    return {"words": n_words, "docs": len(texts), "seconds": seconds, "words_per_second": n_words / seconds,
+            "peak_rss_mb": peak_rss_mb(), "n_entities_or_tags": n_ents}
+
+
+def floor_pass(tok, model, words: List[List[str]], device, args) -> int:
+    import numpy as np
+    import torch
+
+    enc = tok(words, is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"]
+    cls, sep = tok.cls_token_id, tok.sep_token_id
+    size = tok.model_max_length - 2 if tok.model_max_length < 100_000 else 510
+    chunks = [ids[i : i + size] for ids in enc for i in range(0, max(len(ids), 1), size) if ids]
+    order = np.argsort([-len(c) for c in chunks], kind="stable")
+    n_tags = 0
+    i = 0
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=bool(args.gpu and dtype)):
+        while i < len(order):
+            width = len(chunks[order[i]]) + 2
+            rows = order[i : i + max(1, args.wordpiece_budget // width)]
+            i += len(rows)
+            ids = np.full((len(rows), width), tok.pad_token_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, c in enumerate(rows):
+                seq = [cls] + chunks[c] + [sep]
+                ids[r, : len(seq)] = seq
+                mask[r, : len(seq)] = 1
+            logits = model(input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device)).logits
+            n_tags += int((logits.argmax(-1).cpu().numpy() * mask).astype(bool).sum())
+    return n_tags
+
+
+def run_scaling(args) -> Dict[str, float]:
+    words = [w for doc in load_inputs(args.corpus, "documents") for w in doc]
+    nlp = load_long_ner(args.pipeline, args.gpu, args.precision)
+    from spacy.tokens import Doc
+
+    out = {}
+    nlp(Doc(nlp.vocab, words=words[:2000]))
+    for n in (10_000, 100_000):
+        doc_words = (words * (n // len(words) + 1))[:n]
+        doc = Doc(nlp.vocab, words=doc_words)
+        start = time.perf_counter()
+        nlp(doc)
+        out[f"seconds_{n}"] = time.perf_counter() - start
+    out["ratio_100k_to_10k"] = out["seconds_100000"] / out["seconds_10000"]
+    return out
+
+
+def run_memory(args) -> Dict[str, float]:
+    sentences = [" ".join(w) for w in load_inputs(args.corpus, "sentences")]
+    nlp = load_long_ner(args.pipeline, args.gpu, args.precision)
+
+    def stream():
+        for i in range(args.memory_docs):
+            yield sentences[i % len(sentences)]
+
+    samples = []
+    for i, doc in enumerate(nlp.pipe(stream(), batch_size=args.batch_size)):
+        if i % 1000 == 0:
+            samples.append((i, current_rss_mb()))
+    samples.append((args.memory_docs, current_rss_mb()))
+    warm = next(rss for i, rss in samples if i >= min(5000, args.memory_docs // 10))
+    return {"docs": args.memory_docs, "rss_after_warmup_mb": warm, "rss_end_mb": samples[-1][1],
+            "growth_mb": samples[-1][1] - warm, "samples": samples}
+
+
+def plot(results: Dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    systems = [s for s in SYSTEMS if any(s in results["runs"].get(k, {}) for k in INPUTS)]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.38
+    for j, kind in enumerate(INPUTS):
+        vals = [results["runs"].get(kind, {}).get(s, {}).get("words_per_second", 0) for s in systems]
+        bars = ax.bar(np.arange(len(systems)) + (j - 0.5) * width, vals, width, label=kind)
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.set_xticks(range(len(systems)), systems)
+    ax.set_ylabel("words / second")
+    ax.set_title(f"CoNLL-2003 dev, {results['device']}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pipeline")
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--systems", nargs="+", default=SYSTEMS)
+    parser.add_argument("--inputs", nargs="+", default=INPUTS)
+    parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--wordpiece-budget", type=int, default=8192)
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--memory-docs", type=int, default=50_000)
+    parser.add_argument("--skip-extra", action="store_true", help="no scaling/memory runs")
+    parser.add_argument("--worker", nargs=2, metavar=("SYSTEM", "INPUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        system, kind = args.worker
+        result = run_scaling(args) if system == "scaling" else run_memory(args) if system == "memory" else run_worker(system, kind, args)
+        print("RESULT " + json.dumps(result))
+        return
+    base = [sys.executable, __file__, args.pipeline, str(args.corpus), str(args.output), "--precision", args.precision,
+            "--batch-size", str(args.batch_size), "--wordpiece-budget", str(args.wordpiece_budget), "--limit", str(args.limit),
+            "--memory-docs", str(args.memory_docs)] + (["--gpu"] if args.gpu else [])
+
+    def worker(system: str, kind: str) -> Dict:
+        out = subprocess.run(base + ["--worker", system, kind], capture_output=True, text=True)
+        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if out.returncode != 0 or line is None:
+            return {"error": out.stderr[-1500:]}
+        return json.loads(line[len("RESULT "):])
+
+    import platform
+
+    import torch
+
+    device = torch.cuda.get_device_name(0) if args.gpu else f"CPU ({os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    results: Dict = {"device": device, "platform": platform.platform(), "pipeline": args.pipeline, "precision": args.precision, "runs": {}}
+    for kind in args.inputs:
+        results["runs"][kind] = {}
+        for system in args.systems:
+            r = worker(system, kind)
+            results["runs"][kind][system] = r
+            print(f"{kind:>10} {system:>14}: " + (f"{r['words_per_second']:8.0f} words/s, peak RSS {r['peak_rss_mb']:.0f} MB" if "error" not in r else "ERROR " + r["error"][-300:]), flush=True)
+        floor = results["runs"][kind].get("floor", {}).get("words_per_second")
+        ours = results["runs"][kind].get("long_ner", {}).get("words_per_second")
+        ratios = {}
+        for system, r in results["runs"][kind].items():
+            if floor and "words_per_second" in r:
+                r["ratio_to_floor"] = r["words_per_second"] / floor
+            if ours and "words_per_second" in r and system != "long_ner":
+                ratios[f"long_ner_vs_{system}"] = ours / r["words_per_second"]
+        results["runs"][kind]["ratios"] = ratios
+        print(f"{kind:>10} ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()), flush=True)
+    if not args.skip_extra:
+        results["scaling"] = worker("scaling", "documents")
+        print("scaling:", json.dumps(results["scaling"]), flush=True)
+        results["memory"] = worker("memory", "sentences")
+        print("memory:", json.dumps({k: v for k, v in results["memory"].items() if k != "samples"}), flush=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2), encoding="utf8")
+    plot(results, args.output.with_suffix(".png"))
+    print(f"wrote {args.output} and {args.output.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
