@@ -319,3 +319,16 @@ def test_n_process_2_gives_identical_results(checkpoints, tmp_path):
     multi = [ents_of(d) for d in loaded.pipe(texts, n_process=2, batch_size=2)]
     single = [ents_of(d) for d in loaded.pipe(texts)]
     assert multi == single
+
+
+def test_device_and_precision_settings_on_cpu(checkpoints):
+    path = checkpoints("bert")
+    texts = ["Peter Blackburn went to Brussels .", "Tokyo and Paris ."] * 3
+    base = [ents_of(d) for d in make_nlp(path).pipe(texts)]
+    explicit = make_nlp(path, device="cpu")
+    assert [ents_of(d) for d in explicit.pipe(texts)] == base
+    half = make_nlp(path, precision="fp16")
+    with pytest.warns(UserWarning, match="W002") as record:
+        out = [ents_of(d) for d in half.pipe(texts, batch_size=16)]
+    assert len(record) == 1  # one warning per batch, not per doc
+    assert out == base  # fp16 is only used on CUDA: CPU runs fp32
