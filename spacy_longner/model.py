@@ -12,6 +12,7 @@ disk must not touch the original checkpoint): `load_checkpoint` is called by
 the component on first use, in `initialize()`, or by `from_disk`.
 """
 
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ class HFState:
         self.pad_multiple = max(aw, default=1) if isinstance(aw, (list, tuple)) else int(aw or 1)
         self.shim: Optional[PyTorchShim] = None
         self.quantized = None
+        self.pid = os.getpid()
 
     @property
     def labels(self) -> List[str]:
@@ -489,6 +491,12 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
     gather_all = np.concatenate(gathers)
     lengths = [len(g) for g in gathers]
     if not is_train:
+        if os.getpid() != state.pid:
+            # A forked worker (nlp.pipe(n_process=...)): torch's OpenMP pool
+            # does not survive fork and hangs at its first parallel region;
+            # one thread per process runs inline, and the processes share the cores.
+            torch.set_num_threads(1)
+            state.pid = os.getpid()
         device = _resolve_device(model)
         hf = state.hf_model
         if next(hf.parameters()).device != device:
