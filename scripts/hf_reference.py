@@ -13,7 +13,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from spacy.training import iob_to_biluo, biluo_to_iob
 
@@ -53,7 +52,6 @@ class Encoded(torch.utils.data.Dataset):
 
 def predict_tags(model, tokenizer, sents, id2label, max_length, batch_size=64):
     model.eval()
-    out = []
     order = sorted(range(len(sents)), key=lambda i: len(sents[i][0]))
     results = [None] * len(sents)
     with torch.inference_mode():

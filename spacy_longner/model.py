@@ -16,7 +16,6 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
-from functools import singledispatch
 from pathlib import Path
 from typing import Any, Callable, List, Literal, Optional, Sequence, Tuple
 

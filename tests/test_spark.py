@@ -1,6 +1,5 @@
 import pytest
 import spacy
-from spacy.tokens import DocBin
 
 from conftest import CONLL_DIR
 from spacy_longner.conll import read_conll, to_docs
