@@ -7,6 +7,8 @@ import argparse
 
 import spacy
 
+from spacy_longner.pipe import entity_scores
+
 SAMPLE = (
     "EU rejects German call to boycott British lamb. Peter Blackburn reports from Brussels. "
     "The European Commission said on Thursday it disagreed with German advice to consumers "
@@ -21,10 +23,10 @@ def main() -> None:
     args = parser.parse_args()
     nlp = spacy.load(args.model)
     for doc in nlp.pipe(args.text or [SAMPLE]):
-        scores = doc.spans[nlp.get_pipe("long_ner").cfg["spans_key"]].attrs["scores"]
+        scores = entity_scores(doc, nlp.get_pipe("long_ner").cfg["spans_key"])
         print(doc.text)
         for ent, score in zip(doc.ents, scores):
-            print(f"  {ent.label_:<6} {score:.3f}  {ent.text}")
+            print(f"  {ent.label_:<6} {score if score is not None else float('nan'):.3f}  {ent.text}")
 
 
 if __name__ == "__main__":

@@ -80,12 +80,11 @@ def done_keys(output: Path) -> Tuple[Set[Union[int, str]], int]:
 
 
 def doc_entities(doc, spans_key: str) -> List[Dict[str, object]]:
-    group = doc.spans.get(spans_key)
-    scores = {(s.start, s.end, s.label_): sc for s, sc in zip(group, group.attrs.get("scores", []))} if group is not None else {}
+    from .pipe import entity_scores
+
     return [
-        {"text": e.text, "label": e.label_, "start_char": e.start_char, "end_char": e.end_char,
-         "score": scores.get((e.start, e.end, e.label_))}
-        for e in doc.ents
+        {"text": e.text, "label": e.label_, "start_char": e.start_char, "end_char": e.end_char, "score": score}
+        for e, score in zip(doc.ents, entity_scores(doc, spans_key))
     ]
 
 

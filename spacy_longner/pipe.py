@@ -396,6 +396,16 @@ class LongNER(TrainablePipe):
         return self.scorer(examples, **kwargs) if self.scorer else {}
 
 
+def entity_scores(doc: Doc, spans_key: str = "long_ner") -> List[Optional[float]]:
+    """The confidence of each entity in `doc.ents`, in order (None for an
+    entity long_ner did not write, e.g. one kept from an EntityRuler)."""
+    group = doc.spans.get(spans_key)
+    scores = {}
+    if group is not None:
+        scores = {(s.start, s.end, s.label_): sc for s, sc in zip(group, group.attrs.get("scores", []))}
+    return [scores.get((e.start, e.end, e.label_)) for e in doc.ents]
+
+
 def _write_ents(doc: Doc, spans: List[Span], scores: List[float], existing: str):
     """Write predicted entities to doc.ents; return those actually written."""
     if existing == "overwrite" or not doc.ents:

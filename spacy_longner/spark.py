@@ -35,14 +35,11 @@ def _struct(fields):
 
 def doc_entities(doc, spans_key: str) -> List[dict]:
     """Entities of a doc as dicts (character offsets, end exclusive)."""
-    group = doc.spans.get(spans_key)
-    scores = {}
-    if group is not None:
-        scores = {(s.start, s.end, s.label_): sc for s, sc in zip(group, group.attrs.get("scores", []))}
+    from .pipe import entity_scores
+
     return [
-        {"text": e.text, "label": e.label_, "start": e.start_char, "end": e.end_char,
-         "score": scores.get((e.start, e.end, e.label_))}
-        for e in doc.ents
+        {"text": e.text, "label": e.label_, "start": e.start_char, "end": e.end_char, "score": score}
+        for e, score in zip(doc.ents, entity_scores(doc, spans_key))
     ]
 
 

@@ -20,23 +20,14 @@ Tokyo , Paris and New York ; Maria Müller met José in São Paulo and Zürich o
 
 def read_conll_sentences(path: Path, limit: Optional[int] = None) -> List[List[tuple]]:
     """(word, tag) sentences from a CoNLL-2003 file, -DOCSTART- blocks left out."""
-    sents, cur = [], []
-    with open(path, encoding="utf8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if not line:
-                if cur:
-                    sents.append(cur)
-                    cur = []
-                    if limit and len(sents) >= limit:
-                        break
-                continue
-            parts = line.split(" ")
-            if parts[0] == "-DOCSTART-":
-                continue
-            cur.append((parts[0], parts[-1]))
-    if cur and (not limit or len(sents) < limit):
-        sents.append(cur)
+    from .conll import read_conll
+
+    sents: List[List[tuple]] = []
+    for doc in read_conll(path):
+        for words, tags in zip(doc.sentences, doc.tags):
+            sents.append(list(zip(words, tags)))
+            if limit and len(sents) >= limit:
+                return sents
     return sents
 
 
