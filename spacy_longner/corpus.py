@@ -1,31 +1,66 @@
 """A corpus reader that keeps the gold sentence boundaries on the predicted
 docs, for sentence-level and sentence-with-context training and evaluation
-(CoNLL-style evaluation assumes gold sentences)."""
+(CoNLL-style evaluation assumes gold sentences).
+
+`unit = "sentence"` turns each document into one example per sentence, with
+up to `context_tokens` tokens of its document on each side whose gold is
+marked missing: the loss is on the target sentence only (FLERT-style
+context), and the batcher can mix sentences of different documents (as a
+Hugging Face run_ner batch of 32 random sentences does) instead of
+batching whole, topically uniform documents."""
 
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Union
 
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Corpus, Example
 from spacy.util import registry
 
+from .errors import Errors
+
+UNITS = ("document", "sentence")
+
 
 @registry.readers("spacy-longner.Corpus.v1")
-def create_corpus_reader(path: Optional[Union[str, Path]], limit: int = 0, max_length: int = 0) -> Callable[[Language], Iterable[Example]]:
+def create_corpus_reader(
+    path: Optional[Union[str, Path]],
+    limit: int = 0,
+    max_length: int = 0,
+    unit: str = "document",
+    context_tokens: int = 0,
+) -> Callable[[Language], Iterable[Example]]:
     """Read a .spacy file like spacy.Corpus.v1, but give each predicted doc the
-    reference's words, spaces and sentence boundaries (nothing else)."""
+    reference's words, spaces and sentence boundaries (nothing else).
+
+    unit (str): "document" (one example per doc) or "sentence" (one example
+        per gold sentence, with `context_tokens` tokens of context a side).
+    context_tokens (int): context on each side of a sentence example; its
+        gold is missing, so it informs the model without being trained on.
+    """
     if path is None:
         raise ValueError("[long_ner] Corpus path can't be None: set it in [paths] or on the command line.")
-    return SentenceCorpus(path, limit=limit, max_length=max_length)
+    if unit not in UNITS:
+        raise ValueError(Errors.E010.format(value=unit, setting="[corpora] unit", options=", ".join(UNITS)))
+    if context_tokens < 0:
+        raise ValueError(Errors.E010.format(value=context_tokens, setting="[corpora] context_tokens", options="an integer >= 0"))
+    return SentenceCorpus(path, limit=limit, max_length=max_length, unit=unit, context_tokens=context_tokens)
 
 
 class SentenceCorpus(Corpus):
+    def __init__(self, path, *, limit: int = 0, max_length: int = 0, unit: str = "document", context_tokens: int = 0) -> None:
+        super().__init__(path, limit=limit, max_length=max_length)
+        self.unit = unit
+        self.context_tokens = context_tokens
+
     def make_examples(self, nlp: Language, reference_docs: Iterable[Doc]) -> Iterator[Example]:
         for reference in reference_docs:
             if len(reference) == 0:
                 continue
             if self.max_length and len(reference) >= self.max_length:
+                continue
+            if self.unit == "sentence":
+                yield from sentence_examples(nlp, reference, self.context_tokens)
                 continue
             sent_starts = [bool(t.is_sent_start) for t in reference] if reference.has_annotation("SENT_START") else None
             predicted = Doc(
@@ -35,3 +70,26 @@ class SentenceCorpus(Corpus):
                 sent_starts=sent_starts,
             )
             yield Example(predicted, reference)
+
+
+def sentence_examples(nlp: Language, reference: Doc, context_tokens: int) -> Iterator[Example]:
+    """One example per sentence of `reference`: the sentence with up to
+    `context_tokens` tokens on each side, all one sentence on the predicted
+    side (one window), the context's gold entities missing."""
+    sents = list(reference.sents) if reference.has_annotation("SENT_START") else [reference[:]]
+    for sent in sents:
+        a = max(0, sent.start - context_tokens)
+        b = min(len(reference), sent.end + context_tokens)
+        ref = reference[a:b].as_doc()
+        t0, t1 = sent.start - a, sent.end - a
+        target_ents = [Span(ref, e.start - a, e.end - a, label=e.label)
+                       for e in reference.ents if e.start >= sent.start and e.end <= sent.end]
+        missing = [s for s in (ref[:t0], ref[t1:]) if len(s)]
+        ref.set_ents(target_ents, missing=missing, default="outside")
+        predicted = Doc(
+            nlp.vocab,
+            words=[t.text for t in ref],
+            spaces=[bool(t.whitespace_) for t in ref],
+            sent_starts=[i == 0 for i in range(len(ref))],
+        )
+        yield Example(predicted, ref)

@@ -11,7 +11,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Literal, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Literal, Optional, Sequence
 
 import numpy as np
 import srsly
@@ -72,6 +72,8 @@ OUTPUTS = ("ents", "spans")
         "existing_ents": "overwrite",
         "token_probs": False,
         "loss_on": "first",
+        "max_grad_norm": 1.0,
+        "buffer_words": 32768,
         "scorer": {"@scorers": "spacy-longner.scorer.v1"},
     },
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
@@ -91,6 +93,8 @@ def make_long_ner(
     existing_ents: Literal["overwrite", "keep", "fill"],
     token_probs: bool,
     loss_on: Literal["first", "all"],
+    max_grad_norm: float,
+    buffer_words: int,
     scorer: Optional[Callable],
 ) -> "LongNER":
     return LongNER(
@@ -107,6 +111,8 @@ def make_long_ner(
         existing_ents=existing_ents,
         token_probs=token_probs,
         loss_on=loss_on,
+        max_grad_norm=max_grad_norm,
+        buffer_words=buffer_words,
         scorer=scorer,
     )
 
@@ -166,6 +172,8 @@ class LongNER(TrainablePipe):
         existing_ents: str = "overwrite",
         token_probs: bool = False,
         loss_on: str = "first",
+        max_grad_norm: float = 1.0,
+        buffer_words: int = 32768,
         scorer: Optional[Callable] = score_long_ner,
     ) -> None:
         for setting, value, options in (
@@ -178,6 +186,10 @@ class LongNER(TrainablePipe):
         ):
             if value not in options:
                 raise ValueError(Errors.E010.format(value=value, setting=f"[components.{name}] {setting}", options=", ".join(options)))
+        if not max_grad_norm >= 0:
+            raise ValueError(Errors.E010.format(value=max_grad_norm, setting=f"[components.{name}] max_grad_norm", options="a number >= 0 (0: no clipping)"))
+        if not isinstance(buffer_words, int) or buffer_words < 0:
+            raise ValueError(Errors.E010.format(value=buffer_words, setting=f"[components.{name}] buffer_words", options="an integer >= 0 (0: nlp.pipe's batch_size)"))
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -192,6 +204,8 @@ class LongNER(TrainablePipe):
             "existing_ents": existing_ents,
             "token_probs": token_probs,
             "loss_on": loss_on,
+            "max_grad_norm": float(max_grad_norm),
+            "buffer_words": buffer_words,
         }
         self.scorer = scorer
         self._tagset: Optional[TagSet] = None
@@ -229,6 +243,21 @@ class LongNER(TrainablePipe):
         return list(self.state.labels)
 
     # ------------------------------------------------------------ predict
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Annotate a stream of docs, in order. Docs are read ahead until the
+        buffer holds `buffer_words` tokens (at least one doc), so that the
+        windows of many docs are sorted by length together and batched with
+        little padding: with nlp.pipe's usual batch_size, short docs
+        (sentences) would be padded to the longest of a few dozen. With
+        `buffer_words = 0`, buffers are nlp.pipe's `batch_size` docs."""
+        error_handler = self.get_error_handler()
+        for docs in read_ahead(stream, self.cfg["buffer_words"], batch_size):
+            try:
+                self.set_annotations(docs, self.predict(docs))
+                yield from docs
+            except Exception as e:
+                error_handler(self.name, self, docs, e)
 
     def predict(self, docs: Iterable[Doc]) -> List[DocPrediction]:
         docs = list(docs)
@@ -316,6 +345,20 @@ class LongNER(TrainablePipe):
         losses[self.name] += loss
         return losses
 
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Clip the gradient's global norm over all the model's parameters to
+        `max_grad_norm` (as torch's clip_grad_norm_ in a Hugging Face Trainer
+        run; thinc's optimizer `grad_clip` clips each parameter on its own),
+        then step the optimizer."""
+        state = self.model.attrs["state"]
+        if self.cfg["max_grad_norm"] > 0 and state is not None:
+            import torch
+
+            grads = [p for p in state.hf_model.parameters() if p.grad is not None]
+            if grads:
+                torch.nn.utils.clip_grad_norm_(grads, self.cfg["max_grad_norm"])
+        self.model.finish_update(sgd)
+
     def get_loss(self, examples: Iterable[Example], outputs) -> "tuple[float, List]":
         tagset = self.tagset
         xp = self.model.ops.xp
@@ -394,6 +437,21 @@ class LongNER(TrainablePipe):
         if self.cfg["output"] == "spans":
             kwargs = {**kwargs, "spans_key": self.cfg["spans_key"]}
         return self.scorer(examples, **kwargs) if self.scorer else {}
+
+
+def read_ahead(stream: Iterable[Doc], buffer_words: int, batch_size: int) -> Iterator[List[Doc]]:
+    """Consecutive lists of docs from `stream`: each closed once it holds
+    `buffer_words` tokens (or `batch_size` docs when buffer_words is 0)."""
+    buf: List[Doc] = []
+    words = 0
+    for doc in stream:
+        buf.append(doc)
+        words += len(doc)
+        if (words >= buffer_words) if buffer_words > 0 else (len(buf) >= max(1, batch_size)):
+            yield buf
+            buf, words = [], 0
+    if buf:
+        yield buf
 
 
 def entity_scores(doc: Doc, spans_key: str = "long_ner") -> List[Optional[float]]:

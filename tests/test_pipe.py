@@ -16,7 +16,7 @@ from conftest import BILOU_LABELS, IOB2_LABELS
 
 def make_nlp(path, **model_cfg):
     nlp = spacy.blank("en")
-    cfg = {k: v for k, v in model_cfg.items() if k in ("aggregation", "decoding", "label_map", "ignore_labels", "output", "spans_key", "existing_ents", "token_probs", "scheme")}
+    cfg = {k: v for k, v in model_cfg.items() if k in ("aggregation", "decoding", "label_map", "ignore_labels", "output", "spans_key", "existing_ents", "token_probs", "scheme", "buffer_words", "max_grad_norm")}
     model = {k: v for k, v in model_cfg.items() if k not in cfg}
     nlp.add_pipe("long_ner", config={"model": {"name": str(path), **model}, **cfg})
     return nlp
@@ -213,6 +213,10 @@ def test_bad_configs_give_coded_errors(checkpoints):
         make_nlp(checkpoints("bert"), aggregation="mean")
     with pytest.raises(Exception, match="precision"):
         make_nlp(checkpoints("bert"), precision="fp8")
+    with pytest.raises(ValueError, match=r"E010.*buffer_words"):
+        make_nlp(checkpoints("bert"), buffer_words=-1)
+    with pytest.raises(ValueError, match=r"E010.*max_grad_norm"):
+        make_nlp(checkpoints("bert"), max_grad_norm=-1.0)
 
 
 def test_initialize_keeps_a_fine_tuned_head(checkpoints):
@@ -331,3 +335,20 @@ def test_device_and_precision_settings_on_cpu(checkpoints):
         out = [ents_of(d) for d in half.pipe(texts, batch_size=16)]
     assert len(record) == 1  # one warning per batch, not per doc
     assert out == base  # fp16 is only used on CUDA: CPU runs fp32
+
+
+def test_read_ahead_buffers_keep_order_and_do_not_change_results(checkpoints):
+    from spacy_longner.pipe import read_ahead
+
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc(t) for t in ["a b c", "", "d e", "f g h i j", "k"]]
+    assert [[len(d) for d in b] for b in read_ahead(iter(docs), 4, 100)] == [[3, 0, 2], [5], [1]]
+    assert [[len(d) for d in b] for b in read_ahead(iter(docs), 0, 2)] == [[3, 0], [2, 5], [1]]
+    assert list(read_ahead(iter([]), 4, 2)) == []
+    texts = (SAMPLE_TEXTS * 4) + ["", "Paris"]
+    path = checkpoints("bert")
+    one_by_one = [ents_of(make_nlp(path, buffer_words=0)(t)) for t in texts]
+    for buffer_words, batch_size in ((0, 1), (0, 3), (7, 2), (32768, 64)):
+        out = list(make_nlp(path, buffer_words=buffer_words).pipe(texts, batch_size=batch_size))
+        assert [d.text for d in out] == texts
+        assert [ents_of(d) for d in out] == one_by_one

@@ -206,3 +206,57 @@ def test_shipped_configs_validate_and_run_a_few_steps(checkpoints, tmp_path, con
     nlp = spacy.load(tmp_path / "out" / "model-last")
     doc = nlp("Peter Blackburn went to Brussels .")
     assert doc.text == "Peter Blackburn went to Brussels ."
+
+
+def test_sentence_unit_reader_gives_each_sentence_with_context_and_no_gold_there(tmp_path):
+    from spacy_longner.corpus import create_corpus_reader
+
+    sents = conll_docs(9)
+    vocab = sents[0].vocab
+    docs = [Doc.from_docs(sents[i : i + 3]) for i in range(0, 9, 3)]
+    DocBin(docs=docs).to_disk(tmp_path / "c.spacy")
+    nlp = spacy.blank("en", vocab=vocab)
+    examples = list(create_corpus_reader(tmp_path / "c.spacy", unit="sentence", context_tokens=4)(nlp))
+    assert len(examples) == 9
+    k = 0
+    for doc in docs:
+        for sent in doc.sents:
+            eg = examples[k]
+            k += 1
+            left, right = min(4, sent.start), min(4, len(doc) - sent.end)
+            words = [t.text for t in doc[sent.start - left : sent.end + right]]
+            assert [t.text for t in eg.predicted] == words
+            assert len(list(eg.predicted.sents)) == 1  # one window
+            tags = eg.get_aligned_ner()
+            assert tags[:left] == [None] * left and tags[len(tags) - right :] == [None] * right
+            gold = [t.ent_iob_ + ("-" + t.ent_type_ if t.ent_type_ else "") for t in sent]
+            from spacy.training import biluo_to_iob
+
+            assert biluo_to_iob(tags[left : len(tags) - right]) == gold
+    documents = list(create_corpus_reader(tmp_path / "c.spacy")(nlp))
+    assert len(documents) == 3
+    with pytest.raises(ValueError, match=r"E010.*unit"):
+        create_corpus_reader(tmp_path / "c.spacy", unit="paragraph")
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.0, 1e-3])
+def test_max_grad_norm_clips_the_global_gradient_norm(checkpoints, max_grad_norm):
+    docs = conll_docs(4)
+    nlp = spacy.blank("en", vocab=docs[0].vocab)
+    nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert"))}, "max_grad_norm": max_grad_norm})
+    pipe = nlp.get_pipe("long_ner")
+    examples = examples_for(nlp, docs)
+    pipe.initialize(lambda: examples)
+    seen = []
+
+    def sgd(key, weights, gradient, lr_scale=1.0):
+        seen.append(float((np.asarray(gradient, dtype=np.float64) ** 2).sum()))
+        return weights, gradient
+
+    pipe.update(examples, sgd=None)
+    pipe.finish_update(sgd)
+    norm = float(np.sqrt(sum(seen)))
+    if max_grad_norm:
+        assert norm <= max_grad_norm * 1.001
+    else:
+        assert norm > 1e-2  # unclipped: a random head's first gradient is large
