@@ -6,13 +6,15 @@ in its own process, on CoNLL-2003 dev as sentences and as whole documents.
 
 Systems (all get the text of each sentence/document, words joined by spaces,
 except the floor, which gets the words):
-- long_ner: `nlp.pipe` of the pipeline (document context, default window).
+- long_ner: `nlp.pipe` of the pipeline (document context; window: the model's
+  maximum unless --window, like the floor's chunks; its own read-ahead buffer).
 - hf_pipeline: transformers' pipeline("token-classification",
   aggregation_strategy="first"), with stride for texts longer than the model.
 - hf_token_pipe: spacy-huggingface-pipelines, aggregation "first".
 - floor: tokenize the pre-split words, cut into max-length chunks (no
-  overlap), one forward pass in length-sorted, dynamically padded batches,
-  argmax. No alignment, no decoding: the physical floor.
+  overlap), one forward pass in length-sorted, dynamically padded batches
+  (long_ner's own batching, make_batches, over the whole input at once),
+  argmax. No spaCy, no alignment, no decoding: the physical floor.
 
 Also: time of a 10,000-word vs a 100,000-word document (long_ner), and RSS
 while streaming many docs through nlp.pipe. Writes the JSON and a bar chart
@@ -54,13 +56,19 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def load_long_ner(pipeline: str, gpu: bool, precision: str):
+def load_long_ner(pipeline: str, args):
     import spacy
 
-    if gpu:
+    if args.gpu:
         spacy.require_gpu()
-    overrides = {"components": {"long_ner": {"model": {"context": "document", "precision": precision}}}}
-    return spacy.load(pipeline, config=overrides)
+    model = {"context": "document", "precision": args.precision, "wordpiece_budget": args.wordpiece_budget,
+             "window": args.window or None}
+    return spacy.load(pipeline, config={"components": {"long_ner": {"model": model}}})
+
+
+def hf_dtype(args):
+    """The peers' dtype on GPU, to match long_ner's precision."""
+    return {"fp16": "float16", "bf16": "bfloat16"}.get(args.precision) if args.gpu else None
 
 
 def run_worker(system: str, kind: str, args) -> Dict[str, float]:
@@ -73,15 +81,16 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
     device = 0 if args.gpu else -1
     warm = texts[:16]
     if system == "long_ner":
-        nlp = load_long_ner(args.pipeline, args.gpu, args.precision)
+        nlp = load_long_ner(args.pipeline, args)
         list(nlp.pipe(warm))
         start = time.perf_counter()
         n_ents = sum(len(d.ents) for d in nlp.pipe(texts, batch_size=args.batch_size))
     elif system == "hf_pipeline":
         from transformers import pipeline
 
+        kwargs = {"torch_dtype": hf_dtype(args)} if hf_dtype(args) else {}
         pipe = pipeline("token-classification", model=checkpoint, aggregation_strategy="first", device=device,
-                        stride=64)
+                        stride=64, **kwargs)
         pipe(warm)
         start = time.perf_counter()
         n_ents = sum(len(x) for x in pipe(texts))
@@ -89,8 +98,11 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
         import spacy
         import spacy_huggingface_pipelines  # noqa: F401
 
+        if args.gpu:
+            spacy.require_gpu()  # hf_token_pipe takes thinc's current torch device
         nlp = spacy.blank("en")
-        nlp.add_pipe("hf_token_pipe", config={"model": checkpoint, "aggregation_strategy": "first", "stride": 64})
+        kwargs = {"torch_dtype": hf_dtype(args)} if hf_dtype(args) else {}
+        nlp.add_pipe("hf_token_pipe", config={"model": checkpoint, "aggregation_strategy": "first", "stride": 64, "kwargs": kwargs})
         list(nlp.pipe(warm))
         start = time.perf_counter()
         n_ents = sum(len(d.ents) for d in nlp.pipe(texts, batch_size=args.batch_size))
@@ -112,36 +124,32 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
 
 
 def floor_pass(tok, model, words: List[List[str]], device, args) -> int:
+    """Tokenize, cut into max-length chunks, forward all chunks in
+    length-sorted batches (the same batching as long_ner: spacy_longner's
+    make_batches, here over the whole input at once), argmax."""
     import numpy as np
     import torch
+
+    from spacy_longner.model import make_batches
 
     enc = tok(words, is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"]
     cls, sep = tok.cls_token_id, tok.sep_token_id
     size = tok.model_max_length - 2 if tok.model_max_length < 100_000 else 510
-    chunks = [ids[i : i + size] for ids in enc for i in range(0, max(len(ids), 1), size) if ids]
-    order = np.argsort([-len(c) for c in chunks], kind="stable")
+    chunks = [np.asarray(ids[i : i + size], dtype=np.int64) for ids in enc for i in range(0, max(len(ids), 1), size) if ids]
     n_tags = 0
-    i = 0
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
     with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=bool(args.gpu and dtype)):
-        while i < len(order):
-            width = len(chunks[order[i]]) + 2
-            rows = order[i : i + max(1, args.wordpiece_budget // width)]
-            i += len(rows)
-            ids = np.full((len(rows), width), tok.pad_token_id, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for r, c in enumerate(rows):
-                seq = [cls] + chunks[c] + [sep]
-                ids[r, : len(seq)] = seq
-                mask[r, : len(seq)] = 1
-            logits = model(input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device)).logits
-            n_tags += int((logits.argmax(-1).cpu().numpy() * mask).astype(bool).sum())
+        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, args.wordpiece_budget):
+            ids = torch.from_numpy(batch.input_ids).to(device)
+            mask = torch.from_numpy(batch.attention_mask).to(device)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            n_tags += int((logits.argmax(-1) * mask).bool().sum())
     return n_tags
 
 
 def run_scaling(args) -> Dict[str, float]:
     words = [w for doc in load_inputs(args.corpus, "documents") for w in doc]
-    nlp = load_long_ner(args.pipeline, args.gpu, args.precision)
+    nlp = load_long_ner(args.pipeline, args)
     from spacy.tokens import Doc
 
     out = {}
@@ -158,7 +166,7 @@ def run_scaling(args) -> Dict[str, float]:
 
 def run_memory(args) -> Dict[str, float]:
     sentences = [" ".join(w) for w in load_inputs(args.corpus, "sentences")]
-    nlp = load_long_ner(args.pipeline, args.gpu, args.precision)
+    nlp = load_long_ner(args.pipeline, args)
 
     def stream():
         for i in range(args.memory_docs):
@@ -207,7 +215,8 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--wordpiece-budget", type=int, default=8192)
+    parser.add_argument("--wordpiece-budget", type=int, default=8192, help="padded wordpieces per forward batch (long_ner and floor)")
+    parser.add_argument("--window", type=int, default=0, help="long_ner window (0: the model's maximum, as the floor's chunks)")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--memory-docs", type=int, default=50_000)
     parser.add_argument("--skip-extra", action="store_true", help="no scaling/memory runs")
@@ -219,7 +228,7 @@ def main() -> None:
         print("RESULT " + json.dumps(result))
         return
     base = [sys.executable, __file__, args.pipeline, str(args.corpus), str(args.output), "--precision", args.precision,
-            "--batch-size", str(args.batch_size), "--wordpiece-budget", str(args.wordpiece_budget), "--limit", str(args.limit),
+            "--batch-size", str(args.batch_size), "--wordpiece-budget", str(args.wordpiece_budget), "--window", str(args.window), "--limit", str(args.limit),
             "--memory-docs", str(args.memory_docs)] + (["--gpu"] if args.gpu else [])
 
     def worker(system: str, kind: str) -> Dict:

@@ -365,20 +365,30 @@ class _Batch:
     lengths: np.ndarray  # (b,) content lengths
 
 
-def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: List[int], pad_id: int, budget: int, pad_multiple: int = 1) -> List[_Batch]:
+PAD_TOLERANCE = 0.1
+
+
+def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: List[int], pad_id: int, budget: int, pad_multiple: int = 1, pad_tolerance: float = PAD_TOLERANCE) -> List[_Batch]:
     """Length-sorted batches of windows, each within `budget` padded wordpieces
     (a single window longer than the budget gets a batch of its own). Widths
-    are rounded up to a multiple of `pad_multiple`."""
+    are rounded up to a multiple of `pad_multiple`. A batch takes only
+    windows at least (1 - pad_tolerance) as long as its longest, so padding
+    stays under about that fraction: filling each batch up to the budget
+    instead pads hundreds of short sentences to the longest of them (on
+    CoNLL dev sentences, 19% more wordpieces than real ones, against 4%)."""
     n_special = len(prefix) + len(suffix)
     lengths = np.fromiter((len(w) for w in window_ids), dtype=np.int64, count=len(window_ids))
     order = np.argsort(-lengths, kind="stable")
+    sorted_lengths = lengths[order] + n_special
     batches: List[_Batch] = []
     i = 0
     while i < len(order):
-        width = int(lengths[order[i]]) + n_special
+        width = int(sorted_lengths[i])
         width = -(-width // pad_multiple) * pad_multiple
         rows = max(1, budget // max(width, 1))
-        chosen = order[i : i + rows]
+        # Sorted descending: the windows long enough are a prefix of the rest.
+        long_enough = int(np.searchsorted(-sorted_lengths[i : i + rows], -(1.0 - pad_tolerance) * sorted_lengths[i], side="right"))
+        chosen = order[i : i + max(1, long_enough)]
         i += len(chosen)
         b = len(chosen)
         ids = np.full((b, width), pad_id, dtype=np.int64)

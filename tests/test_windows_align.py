@@ -93,3 +93,33 @@ def test_aggregation_matches_a_per_token_loop(how, counts, seed):
 def test_first_wordpiece():
     assert first_wordpiece(np.array([0, 0, 2, 3, 3, 3])).tolist() == [0, 2, 3]
     assert first_wordpiece(np.zeros(0, np.int64)).tolist() == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 80), min_size=0, max_size=300),
+    st.integers(16, 1024),
+    st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    st.integers(1, 8),
+)
+def test_make_batches_pack_every_window_once_within_budget_and_tolerance(lengths, budget, tol, pad_multiple):
+    from spacy_longner.model import make_batches
+
+    windows = [np.arange(1, n + 1) * 7 + i for i, n in enumerate(lengths)]
+    prefix, suffix = [101], [102, 103]
+    batches = make_batches(windows, prefix, suffix, pad_id=0, budget=budget, pad_multiple=pad_multiple, pad_tolerance=tol)
+    seen = [int(w) for b in batches for w in b.windows]
+    assert sorted(seen) == list(range(len(windows)))
+    for b in batches:
+        rows, width = b.input_ids.shape
+        assert width % pad_multiple == 0
+        assert rows * width <= budget or rows == 1
+        full = [len(windows[w]) + 3 for w in b.windows]
+        # Every window at least (1 - tol) as long as the batch's longest.
+        assert min(full) >= (1 - tol) * max(full) - 1e-9
+        for r, w in enumerate(b.windows):
+            seq = [101] + windows[w].tolist() + [102, 103]
+            assert b.input_ids[r, : len(seq)].tolist() == seq
+            assert b.input_ids[r, len(seq):].tolist() == [0] * (width - len(seq))
+            assert b.attention_mask[r].tolist() == [1] * len(seq) + [0] * (width - len(seq))
+            assert b.lengths[r] == len(windows[w])
