@@ -123,3 +123,18 @@ def test_make_batches_pack_every_window_once_within_budget_and_tolerance(lengths
             assert b.input_ids[r, len(seq):].tolist() == [0] * (width - len(seq))
             assert b.attention_mask[r].tolist() == [1] * len(seq) + [0] * (width - len(seq))
             assert b.lengths[r] == len(windows[w])
+
+
+@settings(max_examples=400, deadline=None)
+@given(n=st.integers(1, 3000), window=st.integers(2, 600), data=st.data())
+def test_sliding_windows_are_few_equal_and_overlap_by_at_least_stride(n, window, data):
+    stride = data.draw(st.integers(0, window - 1))
+    plan = sliding_windows(n, window, stride)
+    sizes = plan.ends - plan.starts
+    assert len(set(sizes.tolist())) == 1 and sizes[0] <= window
+    # The fewest windows of size <= window that overlap by >= stride.
+    k = plan.n_windows
+    assert k == 1 or (k - 1) * window - (k - 2) * stride < n
+    assert np.all(plan.ends[:-1] - plan.starts[1:] >= stride)
+    # Compute: about n + (k - 1) * stride wordpieces, never k full windows unless needed.
+    assert sizes.sum() < n + (k - 1) * stride + k
