@@ -17,7 +17,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Literal, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from spacy.tokens import Doc
@@ -113,7 +113,7 @@ def build_token_classifier(
     precision: Literal["fp32", "fp16", "bf16"] = "fp32",
     device: Optional[str] = None,
     wordpiece_budget: int = 8192,
-    quantize: Literal["none", "int8"] = "none",
+    quantize: Literal["none", "int8", "int8_all"] = "none",
 ) -> Model[List[Doc], List[DocLogits]]:
     """A Hugging Face token-classification checkpoint over windowed documents.
 
@@ -132,9 +132,12 @@ def build_token_classifier(
     device (Optional[str]): torch device for inference, e.g. "cuda:0"; None:
         follow spaCy (`prefer_gpu()`/`require_gpu()`), else CPU.
     wordpiece_budget (int): padded wordpieces per forward batch.
-    quantize (str): "int8": on CPU, predict with a copy of the model whose
-        linear layers are dynamically quantized to int8 (torch's
-        quantize_dynamic); the fp32 weights stay for training and saving.
+    quantize (str): on CPU, predict with a copy of the model whose linear
+        layers are dynamically quantized to int8 (torch's quantize_dynamic);
+        the fp32 weights stay for training and saving. "int8": all but the
+        feed-forward output projections (intermediate_size -> hidden_size,
+        whose post-GELU inputs quantize worst) and the classification head;
+        "int8_all": every linear layer (faster, less accurate).
     """
     if window is not None and window <= 0:
         raise ValueError(Errors.E007.format(window=window, component="long_ner"))
@@ -511,8 +514,8 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
         if next(hf.parameters()).device != device:
             hf.to(device)
         hf.eval()
-        if model.attrs["quantize"] == "int8" and device.type == "cpu":
-            hf = _quantized(state)
+        if model.attrs["quantize"] != "none" and device.type == "cpu":
+            hf = _quantized(state, model.attrs["quantize"])
         parts = []
         with torch.inference_mode(), _autocast(device, model.attrs["precision"]):
             for batch in batches:
@@ -546,7 +549,7 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
     return outputs, backprop
 
 
-def _quantized(state: HFState):
+def _quantized(state: HFState, how: str = "int8"):
     """An int8 dynamically quantized copy of the model for CPU inference, made
     once per loaded checkpoint (training steps drop it)."""
     import copy
@@ -554,13 +557,27 @@ def _quantized(state: HFState):
     import torch
 
     if state.quantized is None:
+        hf = copy.deepcopy(state.hf_model).cpu().eval()
         with warnings.catch_warnings():
             # torch marks its eager-mode quantization as deprecated (moving to torchao).
             warnings.simplefilter("ignore")
-            state.quantized = torch.ao.quantization.quantize_dynamic(
-                copy.deepcopy(state.hf_model).cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8
-            )
+            state.quantized = torch.ao.quantization.quantize_dynamic(hf, quantized_linears(hf, how), dtype=torch.qint8)
     return state.quantized
+
+
+def quantized_linears(hf_model, how: str) -> Set[str]:
+    """Names of the linear layers to quantize: all of them ("int8_all"), or
+    all but the feed-forward output projections and the head ("int8")."""
+    import torch
+
+    linears = {name: m for name, m in hf_model.named_modules() if isinstance(m, torch.nn.Linear)}
+    if how == "int8_all":
+        return set(linears)
+    config = hf_model.config
+    inter, hidden = getattr(config, "intermediate_size", None), getattr(config, "hidden_size", None)
+    head = find_classifier(hf_model)
+    return {name for name, m in linears.items()
+            if m is not head and not (m.in_features == inter and m.out_features == hidden)}
 
 
 def _get_shim(model: Model, state: HFState) -> PyTorchShim:

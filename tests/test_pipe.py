@@ -352,3 +352,24 @@ def test_read_ahead_buffers_keep_order_and_do_not_change_results(checkpoints):
         out = list(make_nlp(path, buffer_words=buffer_words).pipe(texts, batch_size=batch_size))
         assert [d.text for d in out] == texts
         assert [ents_of(d) for d in out] == one_by_one
+
+
+@pytest.mark.parametrize("kind", ["bert", "albert", "longformer"])
+def test_int8_keeps_ffn_output_and_head_in_fp32_int8_all_quantizes_every_linear(checkpoints, kind):
+    text = "Peter Blackburn went to Brussels with the European Commission on Thursday ."
+    for how in ("int8", "int8_all"):
+        nlp = make_nlp(checkpoints(kind), quantize=how)
+        check_doc(nlp(text), text)
+        qmodel = nlp.get_pipe("long_ner").state.quantized
+        config = qmodel.config
+        dense = {n: m for n, m in qmodel.named_modules() if isinstance(m, torch.nn.Linear)}
+        quantized = {n: m for n, m in qmodel.named_modules() if type(m).__name__ == "Linear" and "quantized" in type(m).__module__}
+        assert quantized, "nothing was quantized"
+        if how == "int8_all":
+            assert not dense
+        else:
+            # Left in fp32: exactly the feed-forward down-projections and the classifier.
+            assert dense and all((m.in_features, m.out_features) == (config.intermediate_size, config.hidden_size)
+                                 or n == "classifier" for n, m in dense.items())
+            assert "classifier" in dense
+            assert any(m.in_features == config.hidden_size for m in quantized.values())
