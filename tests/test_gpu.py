@@ -84,25 +84,24 @@ def test_half_precision_inference_agrees_with_fp32(checkpoints, precision):
 @pytest.mark.filterwarnings("ignore:This function is deprecated and will be removed")
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_training_on_gpu_learns(checkpoints, gpu_ops, precision):
-    docs = None
-    if docs is None:  # a small synthetic set (no CoNLL data on a lent machine)
-        vocab = spacy.blank("en").vocab
-        rng = np.random.default_rng(1)
-        docs = []
-        for _ in range(20):
-            words, ents = [], []
-            for _ in range(8):
-                kind = rng.integers(0, 3)
-                if kind == 0:
-                    words += ["Peter", "Blackburn"]
-                    ents += ["B-PER", "I-PER"]
-                elif kind == 1:
-                    words += ["Brussels"]
-                    ents += ["B-LOC"]
-                else:
-                    words += [str(rng.choice(["said", "on", "the", "went", "to"]))]
-                    ents += ["O"]
-            docs.append(Doc(vocab, words=words, ents=ents))
+    # A small synthetic set: a lent GPU machine has no CoNLL data.
+    vocab = spacy.blank("en").vocab
+    rng = np.random.default_rng(1)
+    docs = []
+    for _ in range(20):
+        words, ents = [], []
+        for _ in range(8):
+            kind = rng.integers(0, 3)
+            if kind == 0:
+                words += ["Peter", "Blackburn"]
+                ents += ["B-PER", "I-PER"]
+            elif kind == 1:
+                words += ["Brussels"]
+                ents += ["B-LOC"]
+            else:
+                words += [str(rng.choice(["said", "on", "the", "went", "to"]))]
+                ents += ["O"]
+        docs.append(Doc(vocab, words=words, ents=ents))
     nlp = spacy.blank("en", vocab=docs[0].vocab)
     nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert")), "precision": precision}})
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in docs]
