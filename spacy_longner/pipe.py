@@ -252,16 +252,38 @@ class LongNER(TrainablePipe):
         windows of many docs are sorted by length together and batched with
         little padding: with nlp.pipe's usual batch_size, short docs
         (sentences) would be padded to the longest of a few dozen. With
-        `buffer_words = 0`, buffers are nlp.pipe's `batch_size` docs."""
+        `buffer_words = 0`, buffers are nlp.pipe's `batch_size` docs.
+
+        If predicting a buffer fails, its docs are retried one by one, so
+        that only the docs that fail on their own reach spaCy's error handler
+        (which raises by default; an error handler that ignores errors drops
+        those docs only, not the whole buffer)."""
         error_handler = self.get_error_handler()
         for docs in read_ahead(stream, self.cfg["buffer_words"], batch_size):
             try:
-                self.set_annotations(docs, self.predict(docs))
+                preds = self.predict(docs)
+            except Exception as e:
+                if len(docs) == 1:
+                    error_handler(self.name, self, docs, e)
+                    continue
+                docs, preds = self._predict_each(docs, error_handler)
+            try:
+                self.set_annotations(docs, preds)
             except Exception as e:
                 error_handler(self.name, self, docs, e)
                 continue
             release_free_heap()
             yield from docs
+
+    def _predict_each(self, docs: List[Doc], error_handler: Callable) -> "tuple[List[Doc], List[DocPrediction]]":
+        kept, preds = [], []
+        for doc in docs:
+            try:
+                preds.extend(self.predict([doc]))
+                kept.append(doc)
+            except Exception as e:
+                error_handler(self.name, self, [doc], e)
+        return kept, preds
 
     def predict(self, docs: Iterable[Doc]) -> List[DocPrediction]:
         docs = list(docs)

@@ -373,3 +373,27 @@ def test_int8_keeps_ffn_output_and_head_in_fp32_int8_all_quantizes_every_linear(
                                  or n == "classifier" for n, m in dense.items())
             assert "classifier" in dense
             assert any(m.in_features == config.hidden_size for m in quantized.values())
+
+
+def test_a_failing_doc_in_a_buffer_reaches_the_error_handler_alone(checkpoints):
+    from spacy.util import ignore_error
+
+    path = checkpoints("bert")
+    texts = SAMPLE_TEXTS + ["this one BOOMs"] + SAMPLE_TEXTS
+    expected = [ents_of(d) for d in make_nlp(path).pipe(SAMPLE_TEXTS + SAMPLE_TEXTS)]
+    nlp = make_nlp(path)
+    pipe = nlp.get_pipe("long_ner")
+    real_predict = pipe.predict
+
+    def predict(docs):
+        if any("BOOM" in d.text for d in docs):
+            raise RuntimeError("BOOM")
+        return real_predict(docs)
+
+    pipe.predict = predict
+    with pytest.raises(RuntimeError, match="BOOM"):
+        list(nlp.pipe(texts))
+    nlp.set_error_handler(ignore_error)
+    out = list(nlp.pipe(texts))
+    assert [d.text for d in out] == SAMPLE_TEXTS + SAMPLE_TEXTS
+    assert [ents_of(d) for d in out] == expected
