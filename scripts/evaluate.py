@@ -16,20 +16,17 @@ from pathlib import Path
 
 import spacy
 from spacy import displacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 from wasabi import msg
 
+from spacy_longner.corpus import bare_copy
 from spacy_longner.report import conlleval, doc_iob2, format_conlleval, token_confusion, token_report
 
 ERROR_COLORS = {"MISSED": "#ff9a9a", "WRONG": "#ffc04d"}
 
 
 def predict(nlp, gold_docs, batch_size: int):
-    inputs = [
-        Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d],
-            sent_starts=[bool(t.is_sent_start) for t in d])
-        for d in gold_docs
-    ]
+    inputs = [bare_copy(nlp.vocab, d) for d in gold_docs]
     start = time.perf_counter()
     docs = list(nlp.pipe(inputs, batch_size=batch_size))
     return docs, time.perf_counter() - start

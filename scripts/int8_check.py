@@ -16,11 +16,12 @@ from pathlib import Path
 
 import spacy
 import torch
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import floor_pass  # noqa: E402
 
+from spacy_longner.corpus import bare_copy  # noqa: E402
 from spacy_longner.report import conlleval, doc_iob2  # noqa: E402
 
 
@@ -39,8 +40,7 @@ def main() -> None:
             if mode == "document":
                 model.update(context="document", window=None)
             nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": model}}})
-            inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d],
-                          sent_starts=[bool(t.is_sent_start) for t in d]) for d in gold]
+            inputs = [bare_copy(nlp.vocab, d) for d in gold]
             list(nlp.pipe(inputs[:3]))
             start = time.perf_counter()
             docs = list(nlp.pipe(inputs))

@@ -62,14 +62,14 @@ class SentenceCorpus(Corpus):
             if self.unit == "sentence":
                 yield from sentence_examples(nlp, reference, self.context_tokens)
                 continue
-            sent_starts = [bool(t.is_sent_start) for t in reference] if reference.has_annotation("SENT_START") else None
-            predicted = Doc(
-                nlp.vocab,
-                words=[t.text for t in reference],
-                spaces=[bool(t.whitespace_) for t in reference],
-                sent_starts=sent_starts,
-            )
-            yield Example(predicted, reference)
+            yield Example(bare_copy(nlp.vocab, reference), reference)
+
+
+def bare_copy(vocab, doc: Doc) -> Doc:
+    """A new doc with `doc`'s words, spaces and sentence boundaries, nothing
+    else: what a pipeline is given to predict on a gold doc."""
+    sent_starts = [bool(t.is_sent_start) for t in doc] if doc.has_annotation("SENT_START") else None
+    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc], sent_starts=sent_starts)
 
 
 def sentence_examples(nlp: Language, reference: Doc, context_tokens: int) -> Iterator[Example]:
