@@ -7,6 +7,7 @@ decode.py.
 """
 
 import ctypes
+import functools
 import shutil
 import sys
 import tempfile
@@ -472,22 +473,19 @@ def release_free_heap() -> None:
     freed: streaming 18,000 sentences through nlp.pipe grew RSS by 373 MB
     without this and by 0-4 MB with it, one call per read-ahead buffer (and
     per training step). A no-op where there is no glibc."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        _malloc_trim = _no_trim
-        if sys.platform.startswith("linux"):
-            try:
-                _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-            except (OSError, AttributeError):
-                pass
-    _malloc_trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-def _no_trim(pad: int) -> int:
-    return 0
-
-
-_malloc_trim: Optional[Callable[[int], int]] = None
+@functools.lru_cache(maxsize=None)
+def _malloc_trim() -> Optional[Callable[[int], int]]:
+    if sys.platform.startswith("linux"):
+        try:
+            return ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            pass
+    return None
 
 
 def read_ahead(stream: Iterable[Doc], buffer_words: int, batch_size: int) -> Iterator[List[Doc]]:
