@@ -42,3 +42,19 @@ def conll_dev_sentences():
     if not path.exists():
         pytest.skip(f"CoNLL-2003 data not found at {path}")
     return read_conll_sentences(path, limit=200)
+
+
+def make_nlp(path, **model_cfg):
+    """A blank pipeline with long_ner on `path`; component settings and model
+    settings may be mixed in the keywords."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    cfg = {k: v for k, v in model_cfg.items() if k in ("aggregation", "decoding", "label_map", "ignore_labels", "output", "spans_key", "existing_ents", "token_probs", "scheme", "buffer_words", "max_grad_norm")}
+    model = {k: v for k, v in model_cfg.items() if k not in cfg}
+    nlp.add_pipe("long_ner", config={"model": {"name": str(path), **model}, **cfg})
+    return nlp
+
+
+def ents_of(doc):
+    return [(e.start, e.end, e.label_) for e in doc.ents]

@@ -11,19 +11,11 @@ import torch
 from spacy.tokens import Doc
 from spacy.training import Example
 
+from conftest import ents_of, make_nlp
+
 
 SAMPLE_TEXTS = ["Peter Blackburn reports from Brussels that the European Commission met German officials on Thursday.",
                 "Tokyo and Paris .", "EU rejects German call to boycott British lamb ."]
-
-
-def make_nlp(path, token_probs=False, **model):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("long_ner", config={"model": {"name": str(path), **model}, "token_probs": token_probs})
-    return nlp
-
-
-def ents_of(doc):
-    return [(e.start, e.end, e.label_) for e in doc.ents]
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

@@ -11,19 +11,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from spacy.tokens import Doc, Span
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from conftest import BILOU_LABELS, IOB2_LABELS
-
-
-def make_nlp(path, **model_cfg):
-    nlp = spacy.blank("en")
-    cfg = {k: v for k, v in model_cfg.items() if k in ("aggregation", "decoding", "label_map", "ignore_labels", "output", "spans_key", "existing_ents", "token_probs", "scheme", "buffer_words", "max_grad_norm")}
-    model = {k: v for k, v in model_cfg.items() if k not in cfg}
-    nlp.add_pipe("long_ner", config={"model": {"name": str(path), **model}, **cfg})
-    return nlp
-
-
-def ents_of(doc):
-    return [(e.start, e.end, e.label_) for e in doc.ents]
+from conftest import BILOU_LABELS, IOB2_LABELS, ents_of, make_nlp
 
 
 def reference_spans(path, words_list):
