@@ -203,6 +203,14 @@ def viterbi(log_probs: np.ndarray, tagset: TagSet) -> np.ndarray:
     return path
 
 
+def is_valid(tags: np.ndarray, tagset: TagSet) -> bool:
+    """Whether a tag sequence obeys the scheme (see allowed_transitions)."""
+    if len(tags) == 0:
+        return True
+    trans, first, last = allowed_transitions(tagset)
+    return bool(first[tags[0]] and last[tags[-1]] and trans[tags[:-1], tags[1:]].all())
+
+
 @dataclass
 class Entity:
     start: int
@@ -236,12 +244,17 @@ def decode_tokens(
         tags = probs.argmax(axis=1)
         tags[~visible] = tagset.o_index
     elif decoding == "viterbi":
-        with np.errstate(divide="ignore"):
-            log_probs = np.log(np.clip(probs, 1e-30, None))
-        forced = np.full(probs.shape[1], -1e30)
-        forced[tagset.o_index] = 0.0
-        log_probs[~visible] = forced
-        tags = viterbi(log_probs, tagset)
+        tags = probs.argmax(axis=1)
+        tags[~visible] = tagset.o_index
+        if not is_valid(tags, tagset):
+            # Only then is the constrained optimum different from the argmax
+            # (which maximises the same sum without constraints).
+            with np.errstate(divide="ignore"):
+                log_probs = np.log(np.clip(probs, 1e-30, None))
+            forced = np.full(probs.shape[1], -1e30)
+            forced[tagset.o_index] = 0.0
+            log_probs[~visible] = forced
+            tags = viterbi(log_probs, tagset)
     else:
         raise ValueError(
             Errors.E010.format(value=decoding, setting="decoding", options=", ".join(DECODINGS))

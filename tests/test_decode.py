@@ -145,3 +145,26 @@ def test_map_labels_renames_and_drops():
     _, ents = decode_tokens(probs, np.ones(2, bool), tagset)
     out = map_labels(ents, {"PER": "PERSON"}, ["MISC"])
     assert [(e.start, e.label) for e in out] == [(0, "PERSON")]
+
+
+@pytest.mark.parametrize("scheme", ["IOB1", "IOB2", "BIOES", "BILOU"])
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_viterbi_decoding_skips_the_search_only_when_argmax_is_already_valid(scheme, data):
+    # decode_tokens keeps the argmax when it obeys the scheme; the result must
+    # score the same as the full search on every input, valid argmax or not.
+    labels = tag_labels(["PER", "LOC"], scheme)
+    tagset = parse_tagset(labels, scheme)
+    n = data.draw(st.integers(1, 30))
+    peaked = data.draw(st.floats(0.05, 5))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    probs = rng.dirichlet(np.full(len(labels), peaked), size=n)
+    visible = rng.random(n) > 0.1
+    tags, _ = decode_tokens(probs, visible, tagset, decoding="viterbi")
+    assert is_valid(tags, tagset)
+    assert (tags[~visible] == tagset.o_index).all()
+    log_probs = np.log(np.clip(probs, 1e-30, None))
+    log_probs[~visible] = np.where(np.arange(len(labels)) == tagset.o_index, 0.0, -1e30)
+    full = viterbi(log_probs, tagset)
+    score = log_probs[np.arange(n), tags].sum()
+    assert score == pytest.approx(log_probs[np.arange(n), full].sum(), rel=1e-9, abs=1e-9)
