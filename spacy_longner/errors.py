@@ -105,3 +105,8 @@ class Errors(metaclass=_ErrorsWithCodes):
         "Call nlp.initialize(), run the component once, or load a saved "
         "pipeline, before calling its model directly."
     )
+    E017 = (
+        "pack = {pack} in [components.{component}.model] must be at least 0 "
+        "(0: one sentence a window; N: consecutive sentences share a window "
+        "while together they take at most N wordpieces)."
+    )

@@ -114,6 +114,7 @@ def build_token_classifier(
     device: Optional[str] = None,
     wordpiece_budget: int = 8192,
     quantize: Literal["none", "int8", "int8_all"] = "none",
+    pack: int = 0,
 ) -> Model[List[Doc], List[DocLogits]]:
     """A Hugging Face token-classification checkpoint over windowed documents.
 
@@ -138,6 +139,11 @@ def build_token_classifier(
         feed-forward output projections (intermediate_size -> hidden_size,
         whose post-GELU inputs quantize worst) and the classification head;
         "int8_all": every linear layer (faster, less accurate).
+    pack (int): "sentence_context" only: consecutive whole sentences share a
+        window while together they take at most `pack` wordpieces, each still
+        with at least `context_size` wordpieces of context on both sides; the
+        context is paid once per window instead of once per sentence. 0: one
+        sentence a window.
     """
     if window is not None and window <= 0:
         raise ValueError(Errors.E007.format(window=window, component="long_ner"))
@@ -145,6 +151,8 @@ def build_token_classifier(
         raise ValueError(Errors.E006.format(stride=stride, window=window, component="long_ner"))
     if wordpiece_budget <= 0:
         raise ValueError(Errors.E012.format(budget=wordpiece_budget, component="long_ner"))
+    if pack < 0:
+        raise ValueError(Errors.E017.format(pack=pack, component="long_ner"))
     return Model(
         "long_ner_token_classifier",
         forward,
@@ -159,6 +167,7 @@ def build_token_classifier(
             "device": device,
             "wordpiece_budget": wordpiece_budget,
             "quantize": quantize,
+            "pack": pack,
             "state": None,
         },
     )
@@ -357,7 +366,7 @@ def plan_doc(model: Model, state: HFState, doc: Doc, enc: DocEncoding) -> Window
         return sliding_windows(enc.n_wp, state.window, state.stride)
     sents = sentence_starts_wp(doc, enc)
     size = model.attrs["context_size"] if context == "sentence_context" else None
-    return sentence_windows(enc.n_wp, sents, state.window, state.stride, size)
+    return sentence_windows(enc.n_wp, sents, state.window, state.stride, size, model.attrs.get("pack", 0))
 
 
 @dataclass

@@ -81,8 +81,9 @@ def sentence_windows(
     window: int,
     stride: int,
     context_size: Optional[int],
+    pack: int = 0,
 ) -> WindowPlan:
-    """One window per sentence.
+    """One window per sentence, or per run of consecutive sentences.
 
     sent_starts (np.ndarray): wordpiece index where each sentence begins
         (sorted, first is 0).
@@ -92,6 +93,12 @@ def sentence_windows(
         less where the window is full. Only the sentence's own wordpieces are
         owned by its window: loss and predictions come from the target
         sentence, the context only informs it.
+    pack (int): with context, consecutive whole sentences share one window
+        while together they take at most `pack` wordpieces (and leave room for
+        `context_size` on each side). Every sentence still has at least
+        `context_size` wordpieces of its document on each side (those inside a
+        run have more: their neighbours), and the shared context is paid once
+        per run instead of once per sentence. 0: one sentence a window.
 
     A sentence longer than the window is cut by `sliding_windows`.
     """
@@ -101,27 +108,41 @@ def sentence_windows(
     bounds = np.unique(bounds[(bounds >= 0) & (bounds <= n)])
     if bounds[0] != 0:
         bounds = np.concatenate([[0], bounds])
+    with_context = context_size is not None and context_size > 0
+    limit = min(pack, window - 2 * context_size) if with_context and pack > 0 else 0
     starts, ends, owner = [], [], np.empty(n, dtype=np.int64)
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        length = b - a
-        if length > window:
-            sub = sliding_windows(length, window, stride, offset=a)
-            owner[a:b] = sub.owner + len(starts)
-            starts.extend(sub.starts.tolist())
-            ends.extend(sub.ends.tolist())
-            continue
-        if context_size is None or context_size <= 0:
-            s, e = a, b
-        else:
-            room = window - length
+
+    def add(a: int, b: int) -> None:
+        if with_context:
+            room = window - (b - a)
             left = min(context_size, a, room // 2)
             right = min(context_size, n - b, room - left)
             # Give unused room on one side to the other side.
             left = min(context_size, a, room - right)
             s, e = a - left, b + right
+        else:
+            s, e = a, b
         owner[a:b] = len(starts)
         starts.append(s)
         ends.append(e)
+
+    run = None  # (start, end) of the sentences waiting to share a window
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        if run is not None and b - run[0] <= limit:
+            run = (run[0], b)
+            continue
+        if run is not None:
+            add(*run)
+            run = None
+        if b - a > window:
+            sub = sliding_windows(b - a, window, stride, offset=a)
+            owner[a:b] = sub.owner + len(starts)
+            starts.extend(sub.starts.tolist())
+            ends.extend(sub.ends.tolist())
+        else:
+            run = (a, b)
+    if run is not None:
+        add(*run)
     return WindowPlan(
         np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), owner
     )

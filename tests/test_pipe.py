@@ -205,6 +205,8 @@ def test_bad_configs_give_coded_errors(checkpoints):
         make_nlp(checkpoints("bert"), buffer_words=-1)
     with pytest.raises(ValueError, match=r"E010.*max_grad_norm"):
         make_nlp(checkpoints("bert"), max_grad_norm=-1.0)
+    with pytest.raises(ValueError, match=r"E017.*pack = -1"):
+        make_nlp(checkpoints("bert"), context="sentence_context", pack=-1)
 
 
 def test_initialize_keeps_a_fine_tuned_head(checkpoints):

@@ -63,6 +63,43 @@ def test_sentence_context_takes_neighbours_on_both_sides():
     assert (plan.starts[0], plan.ends[0]) == (0, 14)  # no left context: more right, up to context_size
 
 
+@settings(max_examples=200, deadline=None)
+@given(lengths=st.lists(st.integers(1, 40), min_size=1, max_size=25), window=st.integers(20, 64),
+       ctx=st.integers(0, 8), pack=st.integers(0, 100))
+def test_packed_sentence_windows_own_whole_sentences_with_context_on_both_sides(lengths, window, ctx, pack):
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    n = int(sum(lengths))
+    plan = sentence_windows(n, starts, window, window // 4, ctx, pack)
+    assert np.all(plan.ends - plan.starts <= window)
+    pos = np.arange(n)
+    s, e = plan.starts[plan.owner], plan.ends[plan.owner]
+    assert np.all((s <= pos) & (pos < e))
+    sent_of = np.repeat(np.arange(len(lengths)), lengths)
+    limit = min(pack, window - 2 * ctx) if ctx > 0 else 0
+    for k in range(plan.n_windows):
+        owned = np.flatnonzero(plan.owner == k)
+        sents = np.unique(sent_of[owned])
+        assert len(owned) > 0
+        assert np.all(np.diff(sents) == 1)  # a run of consecutive sentences
+        if len(sents) > 1:
+            # Whole sentences, together within the pack limit, each with at
+            # least ctx wordpieces of context where the document has them.
+            assert np.array_equal(owned, np.flatnonzero(np.isin(sent_of, sents)))
+            assert len(owned) <= limit
+            a, b = owned[0], owned[-1] + 1
+            assert plan.starts[k] <= a - min(ctx, a) and plan.ends[k] >= b + min(ctx, n - b)
+    if limit == 0 or not ctx:
+        assert np.array_equal(plan.owner, sentence_windows(n, starts, window, window // 4, ctx).owner)
+
+
+def test_pack_puts_consecutive_sentences_in_one_window():
+    starts = np.array([0, 10, 20, 30, 40])
+    plan = sentence_windows(50, starts, window=40, stride=2, context_size=4, pack=25)
+    # Runs of two sentences (20 <= 25 wordpieces), 4 of context a side.
+    assert plan.owner.tolist() == [0] * 20 + [1] * 20 + [2] * 10
+    assert list(zip(plan.starts, plan.ends)) == [(0, 24), (16, 44), (36, 50)]
+
+
 def naive_aggregate(wp_probs, wp_token, n_tokens, how):
     out = np.zeros((n_tokens, wp_probs.shape[1]))
     for t in range(n_tokens):
