@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="train sentences (0: all)")
     parser.add_argument("--eval-limit", type=int, default=0, help="sentences per evaluated split (0: all)")
+    parser.add_argument("--save-model", type=Path, default=None,
+                        help="also save the fine-tuned checkpoint here (for import-hf, e.g. to decode it with long_ner)")
     args = parser.parse_args()
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                               Trainer, TrainingArguments, set_seed)
@@ -111,6 +113,9 @@ def main() -> None:
     start = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - start
+    if args.save_model:
+        trainer.model.save_pretrained(args.save_model)
+        tokenizer.save_pretrained(args.save_model)
     result = {"model": str(source), "train_seconds": train_seconds, "settings": vars(args) | {"conll_dir": str(args.conll_dir), "output": str(args.output)}, "splits": {}}
     for split, filename in SPLITS.items():
         sents = sentences(args.conll_dir / filename)
