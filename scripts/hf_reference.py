@@ -116,7 +116,7 @@ def main() -> None:
     if args.save_model:
         trainer.model.save_pretrained(args.save_model)
         tokenizer.save_pretrained(args.save_model)
-    result = {"model": str(source), "train_seconds": train_seconds, "settings": vars(args) | {"conll_dir": str(args.conll_dir), "output": str(args.output)}, "splits": {}}
+    result = {"model": str(source), "train_seconds": train_seconds, "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "splits": {}}
     for split, filename in SPLITS.items():
         sents = sentences(args.conll_dir / filename)
         if args.eval_limit:
