@@ -21,8 +21,9 @@ class Warnings(metaclass=_ErrorsWithCodes):
         "the classification head is resized."
     )
     W002 = (
-        "precision = '{precision}' is only used on a CUDA device; the model runs "
-        "on '{device}', so it runs in fp32."
+        "precision = '{precision}' runs on a CUDA device, and 'bf16' also on a "
+        "CPU with bf16 instructions (AVX512-BF16 or AMX); the model runs on "
+        "'{device}' without them, so it runs in fp32."
     )
 
 

@@ -327,6 +327,29 @@ def test_device_and_precision_settings_on_cpu(checkpoints):
     assert out == base  # fp16 is only used on CUDA: CPU runs fp32
 
 
+def test_bf16_on_cpu_runs_in_bf16_where_the_cpu_has_it(checkpoints):
+    import warnings
+
+    import numpy as np
+
+    from spacy_longner.model import cpu_has_bf16
+
+    path = checkpoints("bert")
+    texts = ["Peter Blackburn went to Brussels .", "Tokyo and Paris are far from Lima ."] * 3
+    base = [d._.long_ner_probs for d in make_nlp(path, token_probs=True).pipe(texts)]
+    bf16 = make_nlp(path, token_probs=True, precision="bf16")
+    if cpu_has_bf16():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no W002: it really runs in bf16
+            out = [d._.long_ner_probs for d in bf16.pipe(texts)]
+        diffs = [np.abs(a - b).max() for a, b in zip(out, base)]
+        assert 0 < max(diffs) < 0.05  # bf16 rounding: different, but close
+    else:
+        with pytest.warns(UserWarning, match="W002"):
+            out = [d._.long_ner_probs for d in bf16.pipe(texts)]
+        assert all(np.array_equal(a, b) for a, b in zip(out, base))
+
+
 def test_read_ahead_buffers_keep_order_and_do_not_change_results(checkpoints):
     from spacy_longner.pipe import read_ahead
 
