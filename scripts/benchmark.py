@@ -67,8 +67,11 @@ def load_long_ner(pipeline: str, args):
 
 
 def hf_dtype(args):
-    """The peers' dtype on GPU, to match long_ner's precision."""
-    return {"fp16": "float16", "bf16": "bfloat16"}.get(args.precision) if args.gpu else None
+    """The peers' dtype, to match long_ner's precision: fp16 or bf16 on GPU,
+    bf16 on CPU (where long_ner runs bf16 on CPUs with bf16 instructions)."""
+    if args.gpu:
+        return {"fp16": "float16", "bf16": "bfloat16"}.get(args.precision)
+    return "bfloat16" if args.precision == "bf16" else None
 
 
 def run_worker(system: str, kind: str, args) -> Dict[str, float]:
@@ -138,7 +141,8 @@ def floor_pass(tok, model, words: List[List[str]], device, args) -> int:
     chunks = [np.asarray(ids[i : i + size], dtype=np.int64) for ids in enc for i in range(0, max(len(ids), 1), size) if ids]
     n_tags = 0
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
-    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=bool(args.gpu and dtype)):
+    on_cpu_bf16 = not args.gpu and dtype is torch.bfloat16
+    with torch.inference_mode(), torch.autocast("cuda" if args.gpu else "cpu", dtype=dtype, enabled=bool(dtype and (args.gpu or on_cpu_bf16))):
         for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, args.wordpiece_budget):
             ids = torch.from_numpy(batch.input_ids).to(device)
             mask = torch.from_numpy(batch.attention_mask).to(device)

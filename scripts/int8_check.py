@@ -1,4 +1,5 @@
-"""fp32 vs quantize="int8" vs "int8_all" for a trained pipeline on CoNLL dev
+"""fp32 vs quantize="int8" vs "int8_all" vs precision="bf16" (where the CPU
+has bf16 instructions) for a trained pipeline on CoNLL dev
 (gold sentences): conlleval F1 and words/s, in the pipeline's own mode (as
 trained) and with document windows (context="document", window = the model's
 maximum, like the benchmark), against the fp32 floor (scripts/benchmark.py's
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import floor_pass  # noqa: E402
 
 from spacy_longner.corpus import bare_copy  # noqa: E402
+from spacy_longner.model import cpu_has_bf16  # noqa: E402
 from spacy_longner.report import conlleval, doc_iob2  # noqa: E402
 
 
@@ -35,8 +37,9 @@ def main() -> None:
     n_words = sum(len(d) for d in gold)
     out = {"pipeline": args.pipeline, "torch_threads": torch.get_num_threads(), "runs": {}}
     for mode in ("trained", "document"):
-        for q in ("none", "int8", "int8_all"):
-            model = {"quantize": q}
+        variants = ["none", "int8", "int8_all"] + (["bf16"] if cpu_has_bf16() else [])
+        for q in variants:
+            model = {"precision": "bf16"} if q == "bf16" else {"quantize": q}
             if mode == "document":
                 model.update(context="document", window=None)
             nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": model}}})
