@@ -345,11 +345,22 @@ def resize_head(state: HFState, labels: Sequence[str]) -> None:
 
 
 def encode_docs(state: HFState, docs: Sequence[Doc]) -> List[DocEncoding]:
+    """The words of each doc (whitespace tokens left out) through the
+    checkpoint's tokenizer. Reads token attributes as arrays: making a Token
+    object per word costs more than the rest of this function."""
+    from spacy.attrs import IS_SPACE, ORTH
+
     words, index, n_tokens = [], [], []
     for doc in docs:
-        idx = [t.i for t in doc if not t.is_space]
-        words.append([doc[i].text for i in idx])
-        index.append(np.asarray(idx, dtype=np.int64))
+        if len(doc) == 0:
+            idx, orth = np.zeros(0, dtype=np.int64), []
+        else:
+            attrs = doc.to_array([ORTH, IS_SPACE])
+            idx = np.flatnonzero(attrs[:, 1] == 0).astype(np.int64)
+            orth = attrs[idx, 0].tolist()
+        strings = doc.vocab.strings
+        words.append([strings[h] for h in orth])
+        index.append(idx)
         n_tokens.append(len(doc))
     return encode_words(state.tokenizer, words, index, n_tokens)
 
