@@ -12,6 +12,7 @@ disk must not touch the original checkpoint): `load_checkpoint` is called by
 the component on first use, in `initialize()`, or by `from_disk`.
 """
 
+import functools
 import os
 import re
 import warnings
@@ -457,6 +458,7 @@ def _autocast(device, precision: str):
     return contextlib.nullcontext()
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), where
     bf16 matrix products run at about twice the fp32 rate. Without it, torch
