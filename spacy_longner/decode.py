@@ -240,25 +240,21 @@ def decode_tokens(
     n = probs.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64), []
-    if decoding == "conlleval":
-        tags = probs.argmax(axis=1)
-        tags[~visible] = tagset.o_index
-    elif decoding == "viterbi":
-        tags = probs.argmax(axis=1)
-        tags[~visible] = tagset.o_index
-        if not is_valid(tags, tagset):
-            # Only then is the constrained optimum different from the argmax
-            # (which maximises the same sum without constraints).
-            with np.errstate(divide="ignore"):
-                log_probs = np.log(np.clip(probs, 1e-30, None))
-            forced = np.full(probs.shape[1], -1e30)
-            forced[tagset.o_index] = 0.0
-            log_probs[~visible] = forced
-            tags = viterbi(log_probs, tagset)
-    else:
+    if decoding not in DECODINGS:
         raise ValueError(
             Errors.E010.format(value=decoding, setting="decoding", options=", ".join(DECODINGS))
         )
+    tags = probs.argmax(axis=1)
+    tags[~visible] = tagset.o_index
+    if decoding == "viterbi" and not is_valid(tags, tagset):
+        # Only then is the constrained optimum different from the argmax
+        # (which maximises the same sum without constraints).
+        with np.errstate(divide="ignore"):
+            log_probs = np.log(np.clip(probs, 1e-30, None))
+        forced = np.full(probs.shape[1], -1e30)
+        forced[tagset.o_index] = 0.0
+        log_probs[~visible] = forced
+        tags = viterbi(log_probs, tagset)
     chunks = chunk_starts_ends(tagset.prefix[tags], tagset.type_id[tags])
     if not chunks:
         return tags, []
