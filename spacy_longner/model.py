@@ -193,12 +193,15 @@ def resolve_source(name: str, component: str) -> Tuple[str, bool]:
 
 
 def special_tokens(tokenizer) -> Tuple[List[int], List[int]]:
-    """The ids the tokenizer puts before and after a single sequence."""
-    specials = set(tokenizer.all_special_ids)
-    probe = next(i for i in range(len(tokenizer)) if i not in specials)
-    ids = tokenizer.build_inputs_with_special_tokens([probe])
-    at = ids.index(probe)
-    return list(ids[:at]), list(ids[at + 1 :])
+    """The ids the tokenizer puts before and after a single sequence of
+    pre-split words: the wordpieces that its `word_ids()` marks as no word
+    (the tokenizer's public API in transformers 4 and 5, for every family)."""
+    enc = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True, return_attention_mask=False, return_token_type_ids=False)
+    ids = list(enc["input_ids"])
+    content = [i for i, w in enumerate(enc.word_ids()) if w is not None]
+    if not content:
+        return [], []
+    return ids[: content[0]], ids[content[-1] + 1 :]
 
 
 def max_model_length(config, tokenizer) -> int:
