@@ -5,6 +5,11 @@
     metrics/<split>.html  displaCy: a sample of documents, gold vs predicted,
                           errors marked
     metrics/<split>_confusion.png  entity-type confusion over tokens
+    metrics/<split>_raw.json  raw-text F1: the documents given to the pipeline
+                          as plain strings (one line per document, one line
+                          per sentence, hard-wrapped at 70 columns), scored by
+                          exact character spans; and what spaCy's own reader
+                          gives (`python -m spacy evaluate`)
 
     python scripts/evaluate.py training/model-best corpus metrics --splits dev test test_conllpp
 """
@@ -17,6 +22,7 @@ from pathlib import Path
 import spacy
 from spacy import displacy
 from spacy.tokens import DocBin
+from spacy.training import Corpus
 from wasabi import msg
 
 from spacy_longner.corpus import bare_copy
@@ -30,6 +36,63 @@ def predict(nlp, gold_docs, batch_size: int):
     start = time.perf_counter()
     docs = list(nlp.pipe(inputs, batch_size=batch_size))
     return docs, time.perf_counter() - start
+
+
+RAW_LAYOUTS = ("line_per_document", "line_per_sentence", "wrapped_70")
+
+
+def raw_text(gold_doc, layout: str, width: int = 70):
+    """The gold doc as a user's plain string, and its gold entities as
+    (start_char, end_char, label) in that string. Words are joined by one
+    space; sentences by a space, a line break, or (wrapped_70) the whole
+    document is hard-wrapped at `width` columns, a line break replacing the
+    space wherever a word would pass the column."""
+    sent_start = {s.start for s in gold_doc.sents} if gold_doc.has_annotation("SENT_START") else {0}
+    parts, offsets, line_len, pos = [], [], 0, 0
+    for i, tok in enumerate(gold_doc):
+        if i:
+            if layout == "line_per_sentence" and i in sent_start:
+                sep = "\n"
+            elif layout == "wrapped_70" and line_len + 1 + len(tok.text) > width:
+                sep = "\n"
+            else:
+                sep = " "
+            parts.append(sep)
+            pos += 1
+            line_len = 0 if sep == "\n" else line_len + 1
+        offsets.append(pos)
+        parts.append(tok.text)
+        pos += len(tok.text)
+        line_len += len(tok.text)
+    ents = {(offsets[e.start], offsets[e.end - 1] + len(gold_doc[e.end - 1].text), e.label_) for e in gold_doc.ents}
+    return "".join(parts), ents
+
+
+def prf(gold_sets, pred_sets):
+    tp = sum(len(g & p) for g, p in zip(gold_sets, pred_sets))
+    n_gold = sum(len(g) for g in gold_sets)
+    n_pred = sum(len(p) for p in pred_sets)
+    precision = 100 * tp / n_pred if n_pred else 0.0
+    recall = 100 * tp / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def raw_text_scores(nlp, gold_docs, batch_size: int):
+    """Raw-text F1 per layout: plain strings through nlp.pipe, exact character spans."""
+    out = {}
+    for layout in RAW_LAYOUTS:
+        texts, gold = zip(*(raw_text(d, layout) for d in gold_docs))
+        pred = [{(e.start_char, e.end_char, e.label_) for e in doc.ents} for doc in nlp.pipe(texts, batch_size=batch_size)]
+        out[layout] = prf(gold, pred)
+    return out
+
+
+def spacy_reader_scores(nlp, path: Path):
+    """What `python -m spacy evaluate PIPELINE path` reports: spaCy's Corpus
+    re-tokenizes each document's text and gives no sentence boundaries."""
+    scores = nlp.evaluate(list(Corpus(path)(nlp)))
+    return {k: 100 * scores[k] for k in ("ents_p", "ents_r", "ents_f")}
 
 
 def seqeval_scores(gold, pred):
@@ -91,6 +154,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sample", type=int, default=5, help="documents in the HTML page")
     parser.add_argument("--gpu-id", type=int, default=-1)
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw-text and spaCy-reader scores")
     args = parser.parse_args()
     if args.gpu_id >= 0:
         spacy.require_gpu(args.gpu_id)
@@ -122,6 +186,16 @@ def main() -> None:
         types, matrix = token_confusion(gold, pred)
         plot_confusion(types, matrix, args.output / f"{split}_confusion.png", f"{split}: token entity types")
         print(f"\n== {split} ({n_words / seconds:.0f} words/s) ==\n{text_report}\n{table}")
+        if not args.no_raw:
+            raw = {"gold_tokens_f1": scores["f1"], "raw_text": raw_text_scores(nlp, gold_docs, args.batch_size),
+                   "spacy_evaluate": spacy_reader_scores(nlp, path)}
+            (args.output / f"{split}_raw.json").write_text(json.dumps(raw, indent=2), encoding="utf8")
+            lines = [f"gold tokens and sentences: F1 {scores['f1']:.2f}"]
+            lines += [f"raw text, {layout}: F1 {v['f1']:.2f} (P {v['precision']:.2f}, R {v['recall']:.2f})" for layout, v in raw["raw_text"].items()]
+            lines.append(f"python -m spacy evaluate (spaCy's reader): ents_f {raw['spacy_evaluate']['ents_f']:.2f}")
+            with (args.output / f"{split}.txt").open("a", encoding="utf8") as f:
+                f.write("\n# plain strings, exact character spans\n" + "\n".join(lines) + "\n")
+            print("\n".join(lines))
         if not agree:
             msg.fail(f"conlleval table and seqeval disagree on {split}: {check}", exits=1)
 

@@ -230,43 +230,48 @@ def decode_tokens(
 
     probs (np.ndarray): (n_tokens, n_labels) probabilities.
     visible (np.ndarray): bool per token: False for tokens the model never saw
-        (whitespace, no wordpiece); those are O and never part of an entity.
+        (whitespace, no wordpiece). The visible tokens are decoded as one
+        sequence, as if the others were not there, so whitespace between two
+        words never changes the entities: an entity may hold invisible tokens
+        inside it, but never starts or ends on one.
     decoding (str): "conlleval" (argmax, then conlleval chunking) or "viterbi"
         (most probable valid sequence, then the same chunking).
-    RETURNS (Tuple[np.ndarray, List[Entity]]): label id per token, and the
-        entities with their confidence: the mean probability of the chosen tag
-        over the entity's tokens.
+    RETURNS (Tuple[np.ndarray, List[Entity]]): label id per token (-1 for an
+        invisible token), and the entities in token offsets with their
+        confidence: the mean probability of the chosen tag over the entity's
+        visible tokens.
     """
-    n = probs.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), []
     if decoding not in DECODINGS:
         raise ValueError(
             Errors.E010.format(value=decoding, setting="decoding", options=", ".join(DECODINGS))
         )
-    tags = probs.argmax(axis=1)
-    tags[~visible] = tagset.o_index
-    if decoding == "viterbi" and not is_valid(tags, tagset):
+    n = probs.shape[0]
+    seen = np.flatnonzero(visible)
+    tags = np.full(n, -1, dtype=np.int64)
+    if len(seen) == 0:
+        return tags, []
+    p = probs[seen]
+    seq = p.argmax(axis=1)
+    if decoding == "viterbi" and not is_valid(seq, tagset):
         # Only then is the constrained optimum different from the argmax
         # (which maximises the same sum without constraints).
         with np.errstate(divide="ignore"):
-            log_probs = np.log(np.clip(probs, 1e-30, None))
-        forced = np.full(probs.shape[1], -1e30)
-        forced[tagset.o_index] = 0.0
-        log_probs[~visible] = forced
-        tags = viterbi(log_probs, tagset)
-    chunks = chunk_starts_ends(tagset.prefix[tags], tagset.type_id[tags])
+            seq = viterbi(np.log(np.clip(p, 1e-30, None)), tagset)
+    tags[seen] = seq
+    chunks = chunk_starts_ends(tagset.prefix[seq], tagset.type_id[seq])
     if not chunks:
         return tags, []
-    tag_prob = probs[np.arange(n), tags]
+    tag_prob = p[np.arange(len(seq)), seq]
     starts = np.array([c[0] for c in chunks])
     ends = np.array([c[1] for c in chunks])
     csum = np.concatenate([[0.0], np.cumsum(tag_prob, dtype=np.float64)])
-    sums = csum[ends] - csum[starts]
-    scores = np.clip(sums / (ends - starts), 0.0, 1.0)
+    scores = np.clip((csum[ends] - csum[starts]) / (ends - starts), 0.0, 1.0)
+    # Back to token offsets: from the first visible token to the last.
+    tok_starts = seen[starts]
+    tok_ends = seen[ends - 1] + 1
     ents = [
-        Entity(int(s), int(e), tagset.types[t], float(sc))
-        for (s, e, t), sc in zip(chunks, scores)
+        Entity(int(s), int(e), tagset.types[c[2]], float(sc))
+        for s, e, c, sc in zip(tok_starts, tok_ends, chunks, scores)
     ]
     return tags, ents
 

@@ -25,6 +25,14 @@ class Warnings(metaclass=_ErrorsWithCodes):
         "CPU with bf16 instructions (AVX512-BF16 or AMX); the model runs on "
         "'{device}' without them, so it runs in fp32."
     )
+    W003 = (
+        "context = '{context}' predicts sentence by sentence, but this doc has "
+        "no sentence boundaries, so it is read as one long sentence, which "
+        "is not the mode the pipeline was trained for and scores lower. Add a "
+        "sentence segmenter before long_ner: nlp.add_pipe(\"sentencizer\", "
+        "before=\"long_ner\", config={{\"overwrite\": False}}) (or a trained "
+        "\"senter\" or parser). This warning is shown once per loaded model."
+    )
 
 
 class Errors(metaclass=_ErrorsWithCodes):

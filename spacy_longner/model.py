@@ -80,6 +80,7 @@ class HFState:
         self.shim: Optional[PyTorchShim] = None
         self.quantized = None
         self.pid = os.getpid()
+        self.warned_no_sents = False
 
     @property
     def labels(self) -> List[str]:
@@ -381,6 +382,11 @@ def plan_doc(model: Model, state: HFState, doc: Doc, enc: DocEncoding) -> Window
     context = model.attrs["context"]
     if context == "document":
         return sliding_windows(enc.n_wp, state.window, state.stride)
+    if enc.n_wp and not doc.has_annotation("SENT_START") and not state.warned_no_sents:
+        # Once per loaded model: the doc is read as one sentence, which is not
+        # the mode the pipeline was trained for.
+        state.warned_no_sents = True
+        warnings.warn(Warnings.W003.format(context=context))
     sents = sentence_starts_wp(doc, enc)
     size = model.attrs["context_size"] if context == "sentence_context" else None
     return sentence_windows(enc.n_wp, sents, state.window, state.stride, size, model.attrs.get("pack", 0))

@@ -18,6 +18,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Literal, Optional, 
 
 import numpy as np
 import srsly
+from spacy.attrs import IS_SPACE
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.scorer import get_ner_prf, Scorer
@@ -547,8 +548,14 @@ def gold_label_ids(eg: Example, tagset: TagSet, unknown: Dict[str, int]) -> np.n
     biluo = eg.get_aligned_ner()
     label_id = {lab: i for i, lab in enumerate(tagset.labels)}
     out = np.full(len(biluo), -1, dtype=np.int64)
+    # Whitespace tokens get no wordpiece: the model's tag sequence runs over
+    # the other tokens as if they were not there, so they are skipped here too
+    # (an O on a line break must not separate two IOB1 entities).
+    space = eg.predicted.to_array([IS_SPACE]).astype(bool) if len(biluo) else np.zeros(0, bool)
     prev_type = None
     for i, tag in enumerate(biluo):
+        if space[i]:
+            continue
         if tag is None or tag == "-" or tag == "":
             prev_type = None
             continue

@@ -126,17 +126,21 @@ def test_invalid_argmax_is_repaired_by_viterbi():
     assert 0.0 <= ents[0].score <= 1.0
 
 
-def test_invisible_tokens_are_outside_and_scores_are_mean_tag_probability():
+def test_invisible_tokens_are_skipped_and_scores_are_mean_tag_probability_over_visible_tokens():
+    # "Barack \n Obama": the whitespace token between B-PER and I-PER must not
+    # split the entity; it is inside it, and the score ignores it.
     tagset = parse_tagset(["O", "B-PER", "I-PER"])
-    probs = np.array([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.0, 0.0, 1.0], [0.2, 0.2, 0.6]])
-    visible = np.array([True, True, False, True])
+    probs = np.array([[0.1, 0.8, 0.1], [0.0, 0.0, 0.0], [0.1, 0.1, 0.8], [0.7, 0.2, 0.1], [0.0, 0.0, 0.0]])
+    visible = np.array([True, False, True, True, False])
     for decoding in ("conlleval", "viterbi"):
         tags, ents = decode_tokens(probs, visible, tagset, decoding=decoding)
-        assert tags[2] == tagset.o_index
-        assert all(not (e.start <= 2 < e.end) for e in ents)
-    _, ents = decode_tokens(probs, visible, tagset)
-    assert [(e.start, e.end) for e in ents] == [(0, 2), (3, 4)]
-    assert ents[0].score == pytest.approx((0.8 + 0.8) / 2)
+        assert tags.tolist() == [1, -1, 2, 0, -1]
+        assert [(e.start, e.end, e.label) for e in ents] == [(0, 3, "PER")]
+        assert ents[0].score == pytest.approx((0.8 + 0.8) / 2)
+    # An entity never starts or ends on an invisible token.
+    probs = np.array([[0.0, 0.0, 0.0], [0.1, 0.8, 0.1], [0.0, 0.0, 0.0]])
+    _, ents = decode_tokens(probs, np.array([False, True, False]), tagset)
+    assert [(e.start, e.end) for e in ents] == [(1, 2)]
 
 
 def test_map_labels_renames_and_drops():
@@ -161,10 +165,11 @@ def test_viterbi_decoding_skips_the_search_only_when_argmax_is_already_valid(sch
     probs = rng.dirichlet(np.full(len(labels), peaked), size=n)
     visible = rng.random(n) > 0.1
     tags, _ = decode_tokens(probs, visible, tagset, decoding="viterbi")
-    assert is_valid(tags, tagset)
-    assert (tags[~visible] == tagset.o_index).all()
-    log_probs = np.log(np.clip(probs, 1e-30, None))
-    log_probs[~visible] = np.where(np.arange(len(labels)) == tagset.o_index, 0.0, -1e30)
+    assert (tags[~visible] == -1).all()
+    seq = tags[visible]
+    assert is_valid(seq, tagset)
+    # The visible tokens are one sequence: the full search over them alone.
+    log_probs = np.log(np.clip(probs[visible], 1e-30, None))
     full = viterbi(log_probs, tagset)
-    score = log_probs[np.arange(n), tags].sum()
-    assert score == pytest.approx(log_probs[np.arange(n), full].sum(), rel=1e-9, abs=1e-9)
+    score = log_probs[np.arange(len(seq)), seq].sum()
+    assert score == pytest.approx(log_probs[np.arange(len(seq)), full].sum(), rel=1e-9, abs=1e-9)
