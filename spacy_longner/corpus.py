@@ -37,6 +37,9 @@ def create_corpus_reader(
         per gold sentence, with `context_tokens` tokens of context a side).
     context_tokens (int): context on each side of a sentence example; its
         gold is missing, so it informs the model without being trained on.
+    max_length (int): as in spacy.Corpus.v1: a document of this many tokens
+        or more is split into its sentences, and sentences still that long
+        are left out; 0: no limit.
     """
     if path is None:
         raise ValueError("[long_ner] Corpus path can't be None: set it in [paths] or on the command line.")
@@ -57,10 +60,16 @@ class SentenceCorpus(Corpus):
         for reference in reference_docs:
             if len(reference) == 0:
                 continue
-            if self.max_length and len(reference) >= self.max_length:
-                continue
             if self.unit == "sentence":
-                yield from sentence_examples(nlp, reference, self.context_tokens)
+                yield from sentence_examples(nlp, reference, self.context_tokens, self.max_length)
+                continue
+            if self.max_length and len(reference) >= self.max_length:
+                # As spacy.Corpus.v1: a document too long is split into its
+                # sentences, and those still too long are left out.
+                if reference.has_annotation("SENT_START"):
+                    for sent in reference.sents:
+                        if 0 < len(sent) < self.max_length:
+                            yield Example(bare_copy(nlp.vocab, sent.as_doc()), sent.as_doc())
                 continue
             yield Example(bare_copy(nlp.vocab, reference), reference)
 
@@ -72,12 +81,15 @@ def bare_copy(vocab, doc: Doc) -> Doc:
     return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc], sent_starts=sent_starts)
 
 
-def sentence_examples(nlp: Language, reference: Doc, context_tokens: int) -> Iterator[Example]:
+def sentence_examples(nlp: Language, reference: Doc, context_tokens: int, max_length: int = 0) -> Iterator[Example]:
     """One example per sentence of `reference`: the sentence with up to
     `context_tokens` tokens on each side, all one sentence on the predicted
-    side (one window), the context's gold entities missing."""
+    side (one window), the context's gold entities missing. Sentences of
+    `max_length` tokens or more are left out (0: no limit)."""
     sents = list(reference.sents) if reference.has_annotation("SENT_START") else [reference[:]]
     for sent in sents:
+        if max_length and len(sent) >= max_length:
+            continue
         a = max(0, sent.start - context_tokens)
         b = min(len(reference), sent.end + context_tokens)
         ref = reference[a:b].as_doc()

@@ -33,6 +33,14 @@ class Warnings(metaclass=_ErrorsWithCodes):
         "before=\"long_ner\", config={{\"overwrite\": False}}) (or a trained "
         "\"senter\" or parser). This warning is shown once per loaded model."
     )
+    W004 = (
+        "This process ({pid}) was forked from process {parent} after the "
+        "pipeline had predicted there, so torch's thread pool did not survive "
+        "the fork: long_ner predicts on one thread here (torch's setting is "
+        "restored after each call). To use all threads in forked workers, "
+        "load the pipeline in each worker, or do not run it before forking "
+        "(e.g. gunicorn without --preload, or warm up after the fork)."
+    )
 
 
 class Errors(metaclass=_ErrorsWithCodes):
@@ -118,4 +126,24 @@ class Errors(metaclass=_ErrorsWithCodes):
         "pack = {pack} in [components.{component}.model] must be at least 0 "
         "(0: one sentence a window; N: consecutive sentences share a window "
         "while together they take at most N wordpieces)."
+    )
+    E018 = (
+        "add_label({label!r}) on {component}: give an entity type such as "
+        "'PER' or 'PRODUCT', not a tag with a B-/I- prefix and not 'O'."
+    )
+    E019 = (
+        "The pipeline folder's settings file '{path}' does not match the "
+        "model saved beside it: {problem}. The folder is damaged or was "
+        "edited by hand; save the pipeline again with nlp.to_disk()."
+    )
+    E020 = (
+        "The pipeline folder '{path}' holds pickled weights ({files}). "
+        "long_ner writes and reads pipeline weights as safetensors only: "
+        "a pickle can run code when it is loaded. Remove those files and "
+        "keep model.safetensors, or re-save the pipeline with nlp.to_disk()."
+    )
+    E021 = (
+        "The pipeline's weights file '{path}' is damaged: {problem}. The "
+        "pipeline folder is incomplete or was cut off in a copy or download; "
+        "copy it again, or re-save the pipeline with nlp.to_disk()."
     )

@@ -12,6 +12,7 @@ disk must not touch the original checkpoint): `load_checkpoint` is called by
 the component on first use, in `initialize()`, or by `from_disk`.
 """
 
+import contextlib
 import functools
 import os
 import re
@@ -79,8 +80,9 @@ class HFState:
         self.pad_multiple = max(aw, default=1) if isinstance(aw, (list, tuple)) else int(aw or 1)
         self.shim: Optional[PyTorchShim] = None
         self.quantized = None
-        self.pid = os.getpid()
         self.warned_no_sents = False
+        self.warned_fork = False
+        self.predicted_in_pid: Optional[int] = None
 
     @property
     def labels(self) -> List[str]:
@@ -232,12 +234,14 @@ def _load_tokenizer(source: str, local: bool):
     return tokenizer
 
 
-def load_checkpoint(model: Model, source: str, *, component: str = "long_ner", allow_no_head: bool = False, local: Optional[bool] = None) -> HFState:
+def load_checkpoint(model: Model, source: str, *, component: str = "long_ner", allow_no_head: bool = False, local: Optional[bool] = None, safetensors_only: bool = False) -> HFState:
     """Load a checkpoint into the model and resolve window/stride against it.
+    Remote code is never trusted (`trust_remote_code` stays off).
 
     source (str): folder or hub id. A missing local folder raises E002.
     allow_no_head (bool): accept a bare encoder (a head is built later from
         training data, see `resize_head`).
+    safetensors_only (bool): refuse pickled weights (pipeline folders).
     """
     from transformers import AutoModelForTokenClassification
 
@@ -246,7 +250,7 @@ def load_checkpoint(model: Model, source: str, *, component: str = "long_ner", a
     try:
         tokenizer = _load_tokenizer(source, local)
         hf_model, info = AutoModelForTokenClassification.from_pretrained(
-            source, local_files_only=local, output_loading_info=True
+            source, local_files_only=local, output_loading_info=True, use_safetensors=True if safetensors_only else None
         )
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(Errors.E003.format(path=source, component=component, reason=e)) from e
@@ -548,30 +552,8 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
     gather_all = np.concatenate(gathers)
     lengths = [len(g) for g in gathers]
     if not is_train:
-        if os.getpid() != state.pid:
-            # A forked worker (nlp.pipe(n_process=...)): torch's OpenMP pool
-            # does not survive fork and hangs at its first parallel region;
-            # one thread per process runs inline, and the processes share the cores.
-            torch.set_num_threads(1)
-            state.pid = os.getpid()
-        device = _resolve_device(model)
-        hf = state.hf_model
-        if next(hf.parameters()).device != device:
-            hf.to(device)
-        hf.eval()
-        if model.attrs["quantize"] != "none" and device.type == "cpu":
-            hf = _quantized(state, model.attrs["quantize"])
-        parts = []
-        # A quantized copy computes its own way; autocast is for the float model.
-        precision = "fp32" if hf is not state.hf_model else model.attrs["precision"]
-        with torch.inference_mode(), _autocast(device, precision):
-            for batch in batches:
-                logits = hf(**_batch_inputs(state, batch, device)).logits
-                parts.append(_content(logits, batch, n_prefix).float())
-            flat = torch.cat(parts)[torch.as_tensor(gather_all, device=device)]
-        flat_np = flat.cpu().numpy()
-        splits = np.split(flat_np, np.cumsum(lengths)[:-1])
-        return [DocLogits(s, enc.wp_token, enc.n_tokens) for s, enc in zip(splits, encs)], lambda d: []
+        with fork_safe_threads(state):
+            return _predict(model, state, encs, batches, gather_all, lengths), lambda d: []
 
     shim = _get_shim(model, state)
     state.quantized = None
@@ -594,6 +576,62 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
         return []
 
     return outputs, backprop
+
+
+def _predict(model: Model, state: HFState, encs, batches, gather_all, lengths) -> List[DocLogits]:
+    import torch
+
+    n_prefix = len(state.prefix)
+    device = _resolve_device(model)
+    hf = state.hf_model
+    if next(hf.parameters()).device != device:
+        hf.to(device)
+    hf.eval()
+    if model.attrs["quantize"] != "none" and device.type == "cpu":
+        hf = _quantized(state, model.attrs["quantize"])
+    parts = []
+    # A quantized copy computes its own way; autocast is for the float model.
+    precision = "fp32" if hf is not state.hf_model else model.attrs["precision"]
+    with torch.inference_mode(), _autocast(device, precision):
+        for batch in batches:
+            logits = hf(**_batch_inputs(state, batch, device)).logits
+            parts.append(_content(logits, batch, n_prefix).float())
+        flat = torch.cat(parts)[torch.as_tensor(gather_all, device=device)]
+    flat_np = flat.cpu().numpy()
+    splits = np.split(flat_np, np.cumsum(lengths)[:-1])
+    return [DocLogits(s, enc.wp_token, enc.n_tokens) for s, enc in zip(splits, encs)]
+
+
+@contextlib.contextmanager
+def fork_safe_threads(state: HFState):
+    """Run the forward pass on one torch thread, restored afterwards, where
+    torch's OpenMP pool cannot be trusted: in a multiprocessing worker
+    (spaCy's `nlp.pipe(n_process=...)`), and in any process forked after
+    this model predicted in its parent (a web server that loaded and ran
+    the pipeline before forking its workers, W004). GNU OpenMP's pool does
+    not survive fork: the first parallel region hangs. Every other process,
+    a worker that loads the pipeline after the fork among them, keeps
+    torch's own thread setting."""
+    import multiprocessing
+
+    import torch
+
+    pid = os.getpid()
+    forked_after_use = state.predicted_in_pid not in (None, pid)
+    in_worker = multiprocessing.parent_process() is not None
+    if not in_worker and not forked_after_use:
+        state.predicted_in_pid = pid
+        yield
+        return
+    if forked_after_use and not in_worker and not state.warned_fork:
+        state.warned_fork = True
+        warnings.warn(Warnings.W004.format(parent=state.predicted_in_pid, pid=pid))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _quantized(state: HFState, how: str = "int8"):

@@ -54,6 +54,7 @@ precision = "fp32"
 device = null
 wordpiece_budget = 8192
 quantize = "none"
+pack = 0
 
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_CONFIG)["model"]
@@ -78,6 +79,7 @@ OUTPUTS = ("ents", "spans")
         "loss_on": "first",
         "max_grad_norm": 1.0,
         "buffer_words": 32768,
+        "trim_heap": True,
         "scorer": {"@scorers": "spacy-longner.scorer.v1"},
     },
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
@@ -99,6 +101,7 @@ def make_long_ner(
     loss_on: Literal["first", "all"],
     max_grad_norm: float,
     buffer_words: int,
+    trim_heap: bool,
     scorer: Optional[Callable],
 ) -> "LongNER":
     return LongNER(
@@ -117,6 +120,7 @@ def make_long_ner(
         loss_on=loss_on,
         max_grad_norm=max_grad_norm,
         buffer_words=buffer_words,
+        trim_heap=trim_heap,
         scorer=scorer,
     )
 
@@ -178,6 +182,7 @@ class LongNER(TrainablePipe):
         loss_on: str = "first",
         max_grad_norm: float = 1.0,
         buffer_words: int = 32768,
+        trim_heap: bool = True,
         scorer: Optional[Callable] = score_long_ner,
     ) -> None:
         for setting, value, options in (
@@ -210,9 +215,11 @@ class LongNER(TrainablePipe):
             "loss_on": loss_on,
             "max_grad_norm": float(max_grad_norm),
             "buffer_words": buffer_words,
+            "trim_heap": bool(trim_heap),
         }
         self.scorer = scorer
         self._tagset: Optional[TagSet] = None
+        self._added_labels: List[str] = []
 
     # ------------------------------------------------------------ state
 
@@ -242,6 +249,24 @@ class LongNER(TrainablePipe):
         return sorted({mapping.get(t, t) for t in self.tagset.types if t not in ignored})
 
     @property
+    def label_data(self) -> List[str]:
+        """The entity types the model predicts (before label_map), for
+        `spacy init labels`; `initialize(labels=...)` takes them back."""
+        return sorted(set(self.tagset.types) | set(self._added_labels))
+
+    def add_label(self, label: str) -> int:
+        """Add an entity type before training. `initialize()` builds the
+        head with it (its rows freshly initialised, the others kept).
+        RETURNS (int): 1 if the label is new, else 0."""
+        if not isinstance(label, str) or not label or label == "O" or split_label(label)[0] is not None:
+            raise ValueError(Errors.E018.format(label=label, component=self.name))
+        known = set(self._added_labels) | (set(self.tagset.types) if self.state.has_head else set())
+        if label in known:
+            return 0
+        self._added_labels.append(label)
+        return 1
+
+    @property
     def model_labels(self) -> List[str]:
         """The checkpoint's raw labels, in id order."""
         return list(self.state.labels)
@@ -255,6 +280,10 @@ class LongNER(TrainablePipe):
         little padding: with nlp.pipe's usual batch_size, short docs
         (sentences) would be padded to the longest of a few dozen. With
         `buffer_words = 0`, buffers are nlp.pipe's `batch_size` docs.
+
+        A buffer never holds more than `batch_size` docs, so that nlp.pipe
+        yields its docs at the pace they are computed (spaCy's `benchmark
+        speed` times each slice of `batch_size` docs).
 
         If predicting a buffer fails, its docs are retried one by one, so
         that only the docs that fail on their own reach spaCy's error handler
@@ -274,7 +303,8 @@ class LongNER(TrainablePipe):
             except Exception as e:
                 error_handler(self.name, self, docs, e)
                 continue
-            release_free_heap()
+            if self.cfg["trim_heap"]:
+                release_free_heap()
             yield from docs
 
     def _predict_each(self, docs: List[Doc], error_handler: Callable) -> "tuple[List[Doc], List[DocPrediction]]":
@@ -329,21 +359,25 @@ class LongNER(TrainablePipe):
             state = load_checkpoint(
                 self.model, self.model.attrs["name"], component=self.name, allow_no_head=get_examples is not None or labels is not None
             )
-        if get_examples is not None or labels is not None:
-            if labels is None:
-                validate_examples(get_examples(), "LongNER.initialize")
-                labels = sorted({ent.label_ for eg in get_examples() for ent in eg.reference.ents})
-            if not labels and not state.has_head:
+        if labels is None and get_examples is not None:
+            validate_examples(get_examples(), "LongNER.initialize")
+            labels = sorted({ent.label_ for eg in get_examples() for ent in eg.reference.ents})
+        current = sorted(parse_tagset(state.labels, self.cfg["scheme"]).types) if state.has_head else None
+        if labels is None and not self._added_labels:
+            if not state.has_head:
+                raise ValueError(Errors.E004.format(path=state.source, labels=state.labels))
+        else:
+            # Data without entities (spaCy's stand-in examples) keeps the head's types.
+            wanted = set(labels or ()) or set(current or ())
+            wanted |= set(self._added_labels)
+            if not wanted:
                 raise ValueError(Errors.E014.format(path=state.source))
-            if labels:
-                current = sorted(parse_tagset(state.labels, self.cfg["scheme"]).types) if state.has_head else None
-                if current != sorted(labels):
-                    scheme = self._train_scheme(state)
-                    resize_head(state, tag_labels(labels, scheme))
-        elif not state.has_head:
-            raise ValueError(Errors.E004.format(path=state.source, labels=state.labels))
+            if current != sorted(wanted):
+                resize_head(state, tag_labels(sorted(wanted), self._train_scheme(state)))
         self._tagset = None
         self.tagset  # validate labels now, not at the first doc
+        if nlp is not None:
+            follow_output_in_score_weights(nlp, self.name, self.cfg["output"], self.cfg["spans_key"])
 
     def _train_scheme(self, state: HFState) -> str:
         if self.cfg["scheme"] != "auto":
@@ -371,7 +405,8 @@ class LongNER(TrainablePipe):
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
-        release_free_heap()
+        if self.cfg["trim_heap"]:
+            release_free_heap()
         return losses
 
     def finish_update(self, sgd: Optimizer) -> None:
@@ -435,11 +470,25 @@ class LongNER(TrainablePipe):
         save_checkpoint(state, path / "model")
 
     def from_disk(self, path, *, exclude=tuple()) -> "LongNER":
+        """Load the checkpoint saved by `to_disk`, and check it against the
+        `cfg` written beside it (labels, window, stride): a mismatch means a
+        damaged or hand-edited folder, and is an error that says so."""
         path = Path(path)
         folder = path / "model"
         if not (folder / "config.json").exists():
             raise ValueError(Errors.E013.format(path=folder))
-        load_checkpoint(self.model, str(folder), component=self.name, local=True)
+        try:
+            saved = srsly.read_json(path / "cfg")
+        except (OSError, ValueError) as e:
+            raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"it cannot be read ({e})")) from e
+        if not isinstance(saved, dict):
+            raise ValueError(Errors.E019.format(path=path / "cfg", problem="it is not a JSON object"))
+        check_pipeline_weights(folder)
+        state = load_checkpoint(self.model, str(folder), component=self.name, local=True, safetensors_only=True)
+        found = {"model_labels": state.labels, "window": state.window, "stride": state.stride}
+        for key, value in found.items():
+            if key in saved and saved[key] != value:
+                raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"its {key} {saved[key]!r} differs from the saved model's {value!r}"))
         self._tagset = None
         return self
 
@@ -468,6 +517,52 @@ class LongNER(TrainablePipe):
         return self.scorer(examples, **kwargs) if self.scorer else {}
 
 
+UNSAFE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def check_pipeline_weights(folder: Path) -> None:
+    """A pipeline folder is something people download and share: its weights
+    are read as safetensors only (no pickle, which can run code on load), and
+    a damaged file is named in a coded error."""
+    from safetensors import SafetensorError, safe_open
+
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in UNSAFE_WEIGHT_SUFFIXES)
+    if pickled:
+        raise ValueError(Errors.E020.format(path=folder, files=", ".join(pickled)))
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise ValueError(Errors.E021.format(path=folder / "model.safetensors", problem="it is missing"))
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                f.keys()
+        except (SafetensorError, OSError) as e:
+            raise ValueError(Errors.E021.format(path=file, problem=e)) from e
+
+
+def follow_output_in_score_weights(nlp: Language, name: str, output: str, spans_key: str) -> None:
+    """With output = "spans", doc.ents stays empty, so the factory's default
+    weights (ents_f) would pick model-best on a score that is always 0: this
+    component's default weights become spans_<key>_f/p/r instead. Weights
+    set by hand in [training.score_weights] for other keys are kept."""
+    if output != "spans":
+        return
+    import dataclasses
+
+    prefix = f"spans_{spans_key}"
+    weights = {f"{prefix}_f": 1.0, f"{prefix}_p": 0.0, f"{prefix}_r": 0.0}
+    meta = nlp.get_pipe_meta(name)
+    if meta.default_score_weights == weights:
+        return
+    nlp._pipe_meta[name] = dataclasses.replace(meta, default_score_weights=weights)
+    others = {k for other, _ in nlp.pipeline if other != name for k in nlp.get_pipe_meta(other).default_score_weights}
+    current = nlp._config.get("training", {}).get("score_weights", {})
+    for key in list(current):
+        if key.startswith("ents_") and key not in others:
+            del current[key]
+    nlp.config  # recombines the weights from the pipe metas
+
+
 def release_free_heap() -> None:
     """Hand freed heap memory back to the OS (glibc's malloc_trim). Batches of
     ever-changing shapes leave the C heap fragmented, and glibc keeps what is
@@ -491,13 +586,14 @@ def _malloc_trim() -> Optional[Callable[[int], int]]:
 
 def read_ahead(stream: Iterable[Doc], buffer_words: int, batch_size: int) -> Iterator[List[Doc]]:
     """Consecutive lists of docs from `stream`: each closed once it holds
-    `buffer_words` tokens (or `batch_size` docs when buffer_words is 0)."""
+    `buffer_words` tokens or `batch_size` docs, whichever comes first
+    (`batch_size` docs only, when buffer_words is 0)."""
     buf: List[Doc] = []
     words = 0
     for doc in stream:
         buf.append(doc)
         words += len(doc)
-        if (words >= buffer_words) if buffer_words > 0 else (len(buf) >= max(1, batch_size)):
+        if len(buf) >= max(1, batch_size) or 0 < buffer_words <= words:
             yield buf
             buf, words = [], 0
     if buf:

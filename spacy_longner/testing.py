@@ -31,8 +31,81 @@ def read_conll_sentences(path: Path, limit: Optional[int] = None) -> List[List[t
     return sents
 
 
+_NAMES = {
+    "PER": ["Peter Blackburn", "Werner Zwingmann", "Maria Müller", "José", "Nikolaus van der Pas", "Franz Fischler", "Hendrix"],
+    "LOC": ["Brussels", "Germany", "Britain", "São Paulo", "Zürich", "New York", "Frankfurt am Main", "Tokyo"],
+    "ORG": ["European Commission", "European Union", "Bundesbank", "Reuters", "Commission", "Bayer Leverkusen"],
+    "MISC": ["German", "British", "European", "Olympic", "Russian-born", "Euro 96"],
+}
+_TEMPLATES = [
+    "{PER} said on Thursday that the {ORG} in {LOC} would act .",
+    "The {MISC} team met {PER} and {PER} in {LOC} .",
+    "{ORG} shares rose 2.5 percent in {LOC} , the {ORG} said .",
+    "{LOC} 1996-08-22",
+    "Consumers should buy sheepmeat from {LOC} until the {MISC} advice was clearer , {PER} told {ORG} .",
+    "{PER} ( {LOC} ) beat {PER} 6-3 6-4 .",
+    "Tokyo , Paris and {LOC} ; no entity here at all .",
+    "He told the {MISC} newspaper that {ORG} and {ORG} had agreed .",
+]
+
+
+def synthetic_conll_sentences(n: int = 200, seed: int = 0) -> List[List[tuple]]:
+    """(word, IOB2 tag) sentences built from templates and entity names, for
+    tests that must not depend on the CoNLL files: every entity type, names
+    of one to four words, adjacent entities, non-ASCII words and
+    sentences without entities."""
+    import random
+
+    rng = random.Random(seed)
+    sents = []
+    for _ in range(n):
+        words: List[tuple] = []
+        for piece in rng.choice(_TEMPLATES).split():
+            if piece.startswith("{") and piece.endswith("}"):
+                etype = piece[1:-1]
+                name = rng.choice(_NAMES[etype]).split()
+                words.extend((w, ("B-" if i == 0 else "I-") + etype) for i, w in enumerate(name))
+            else:
+                words.append((piece, "O"))
+        sents.append(words)
+    return sents
+
+
+def _iob1(tags: Sequence[str]) -> List[str]:
+    """IOB2 tags as CoNLL-2003's original files write them (IOB1): I- for
+    every entity token, B- only where an entity directly follows one of the
+    same type."""
+    out, prev = [], "O"
+    for tag in tags:
+        if tag.startswith("B-") and not (prev != "O" and prev[2:] == tag[2:]):
+            tag = "I-" + tag[2:]
+        out.append(tag)
+        prev = tag
+    return out
+
+
+def write_synthetic_conll(folder: Path, *, sentences_per_doc: int = 8, docs: Sequence[int] = (12, 4, 4, 4), seed: int = 0) -> Path:
+    """CoNLL-2003-shaped files (train, dev, test in IOB1; test_conllpp in
+    IOB2) of synthetic sentences, for tests and examples that must run
+    without the real data."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ("train.txt", "dev.txt", "test.txt", "test_conllpp.txt")
+    for k, (name, n_docs) in enumerate(zip(names, docs)):
+        sents = synthetic_conll_sentences(n_docs * sentences_per_doc, seed=seed + k)
+        lines = []
+        for d in range(n_docs):
+            lines += ["-DOCSTART- -X- -X- O", ""]
+            for sent in sents[d * sentences_per_doc : (d + 1) * sentences_per_doc]:
+                words, tags = zip(*sent)
+                tags = list(tags) if name == "test_conllpp.txt" else _iob1(tags)
+                lines += [f"{w} NN I-NP {t}" for w, t in zip(words, tags)] + [""]
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf8")
+    return folder
+
+
 def training_text(conll_dir: Path = CONLL_DIR) -> List[str]:
-    lines = list(_BUILTIN_TEXT)
+    lines = list(_BUILTIN_TEXT) + [" ".join(w for w, _ in s) for s in synthetic_conll_sentences(200)]
     train = Path(conll_dir) / "train.txt"
     if train.exists():
         lines += [" ".join(w for w, _ in s) for s in read_conll_sentences(train, limit=3000)]

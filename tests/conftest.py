@@ -17,6 +17,8 @@ from spacy_longner.testing import (  # noqa: F401
     IOB2_LABELS,
     build_checkpoint,
     read_conll_sentences,
+    synthetic_conll_sentences,
+    write_synthetic_conll,
 )
 
 @pytest.fixture(scope="session")
@@ -38,10 +40,23 @@ def checkpoints(tmp_path_factory):
 
 @pytest.fixture
 def conll_dev_sentences():
-    path = CONLL_DIR / "dev.txt"
+    """200 synthetic CoNLL-style (word, tag) sentences: the tests run without
+    the real data (tests marked slow read it, see real_conll_sentences)."""
+    return synthetic_conll_sentences(200, seed=1)
+
+
+def real_conll_sentences(split="dev.txt", limit=200):
+    """Sentences of the real CoNLL-2003 files, for tests marked slow."""
+    path = CONLL_DIR / split
     if not path.exists():
-        pytest.skip(f"CoNLL-2003 data not found at {path}")
-    return read_conll_sentences(path, limit=200)
+        pytest.fail(f"CoNLL-2003 data not found at {path}: the slow tests need it (set it up beside the project)")
+    return read_conll_sentences(path, limit=limit)
+
+
+@pytest.fixture(scope="session")
+def synthetic_conll_dir(tmp_path_factory):
+    """A folder of CoNLL-2003-shaped files of synthetic sentences."""
+    return write_synthetic_conll(tmp_path_factory.mktemp("conll"))
 
 
 def make_nlp(path, **model_cfg):

@@ -173,3 +173,32 @@ def test_viterbi_decoding_skips_the_search_only_when_argmax_is_already_valid(sch
     full = viterbi(log_probs, tagset)
     score = log_probs[np.arange(len(seq)), seq].sum()
     assert score == pytest.approx(log_probs[np.arange(len(seq)), full].sum(), rel=1e-9, abs=1e-9)
+
+
+def seqeval_strict_valid(tags, scheme):
+    """Independent validity oracle: under seqeval's strict mode every non-O
+    tag of a valid sequence belongs to an entity."""
+    from seqeval.scheme import BILOU, IOB1, IOB2, IOBES, Entities
+
+    cls = {"IOB1": IOB1, "IOB2": IOB2, "BIOES": IOBES, "BILOU": BILOU}[scheme]
+    if not tags:
+        return True
+    ents = Entities([list(tags)], cls).entities[0]
+    return sum(e.end - e.start for e in ents) == sum(t != "O" for t in tags)
+
+
+@pytest.mark.parametrize("scheme", ["IOB1", "IOB2", "BIOES", "BILOU"])
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_viterbi_output_is_valid_for_seqeval_strict_mode(scheme, data):
+    labels = tag_labels(["PER", "LOC"], scheme)
+    tagset = parse_tagset(labels, scheme)
+    n = data.draw(st.integers(1, 25))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    probs = rng.dirichlet(np.full(len(labels), data.draw(st.floats(0.05, 3))), size=n)
+    visible = rng.random(n) > 0.2
+    tags, _ = decode_tokens(probs, visible, tagset, decoding="viterbi")
+    assert seqeval_strict_valid([tagset.labels[t] for t in tags[visible]], scheme)
+    # The oracle is not vacuous: the plain argmax is often invalid.
+    argmax = [tagset.labels[t] for t in probs.argmax(1)]
+    assert seqeval_strict_valid(argmax, scheme) == is_valid(probs.argmax(1), tagset)

@@ -11,7 +11,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from spacy.tokens import Doc, Span
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from conftest import BILOU_LABELS, IOB2_LABELS, ents_of, make_nlp
+from conftest import BILOU_LABELS, IOB2_LABELS, ents_of, make_nlp, real_conll_sentences
 
 
 def reference_spans(path, words_list):
@@ -38,8 +38,17 @@ def reference_spans(path, words_list):
 
 @pytest.mark.parametrize("kind,labels", [("bert", IOB2_LABELS), ("albert", IOB2_LABELS), ("longformer", IOB2_LABELS), ("bert", BILOU_LABELS)])
 def test_ents_equal_conlleval_chunks_of_first_wordpiece_argmax(checkpoints, conll_dev_sentences, kind, labels):
-    path = checkpoints(kind, tuple(labels))
-    words_list = [[w for w, _ in s] for s in conll_dev_sentences]
+    check_against_reference(checkpoints(kind, tuple(labels)), conll_dev_sentences)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["bert", "albert", "longformer"])
+def test_ents_equal_reference_on_real_conll_dev(checkpoints, kind):
+    check_against_reference(checkpoints(kind), real_conll_sentences("dev.txt", limit=1000))
+
+
+def check_against_reference(path, sentences):
+    words_list = [[w for w, _ in s] for s in sentences]
     nlp = make_nlp(path)
     docs = list(nlp.pipe(Doc(nlp.vocab, words=words) for words in words_list))
     expected = reference_spans(path, words_list)
@@ -257,6 +266,41 @@ def test_to_disk_then_load_without_the_checkpoint(checkpoints, tmp_path, kind):
     nlp2 = make_nlp(tmp_path / "gone", window=32, global_attention="first" if kind == "longformer" else "auto")
     nlp2.from_bytes(nlp.to_bytes())
     assert [ents_of(d) for d in nlp2.pipe(SAMPLE_TEXTS)] == expected
+
+
+def test_damaged_or_unsafe_pipeline_folders_give_coded_errors(checkpoints, tmp_path):
+    nlp = make_nlp(checkpoints("bert"))
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "good")
+
+    def damaged(name, change):
+        folder = tmp_path / name
+        shutil.copytree(tmp_path / "good", folder)
+        change(folder / "long_ner")
+        return folder
+
+    def edit_cfg(key, value):
+        def change(d):
+            cfg = json.loads((d / "cfg").read_text())
+            cfg[key] = value
+            (d / "cfg").write_text(json.dumps(cfg))
+        return change
+
+    cases = [
+        (edit_cfg("model_labels", ["O", "B-X", "I-X"]), r"E019.*model_labels"),
+        (edit_cfg("window", 7), r"E019.*window"),
+        (lambda d: (d / "cfg").write_text("{not json"), r"E019.*cannot be read"),
+        (lambda d: (d / "cfg").unlink(), r"E019.*cannot be read"),
+        # A pickle beside or instead of the safetensors file: refused, not loaded.
+        (lambda d: torch.save({"x": torch.zeros(1)}, d / "model" / "pytorch_model.bin"), r"E020.*pytorch_model.bin.*safetensors only"),
+        (lambda d: (torch.save({"x": torch.zeros(1)}, d / "model" / "pytorch_model.bin"), (d / "model" / "model.safetensors").unlink()), r"E020"),
+        # Cut off in a copy.
+        (lambda d: (d / "model" / "model.safetensors").write_bytes((d / "model" / "model.safetensors").read_bytes()[:100]), r"E021.*model.safetensors.*damaged"),
+    ]
+    for i, (change, pattern) in enumerate(cases):
+        with pytest.raises(ValueError, match=pattern):
+            spacy.load(damaged(f"case{i}", change))
+    assert ents_of(spacy.load(tmp_path / "good")(SAMPLE_TEXTS[0])) == ents_of(nlp(SAMPLE_TEXTS[0]))
 
 
 def test_spacy_package_wheel_installs_and_loads_by_name(checkpoints, tmp_path):

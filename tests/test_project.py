@@ -11,16 +11,25 @@ from conftest import CONLL_DIR
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_project_ci_workflow_writes_the_seed_reports(tmp_path):
+def test_project_ci_workflow_writes_the_seed_reports(tmp_path, synthetic_conll_dir):
+    run_ci_workflow(tmp_path, synthetic_conll_dir)
+
+
+@pytest.mark.slow
+def test_project_ci_workflow_on_the_real_conll_files(tmp_path):
     if not (CONLL_DIR / "train.txt").exists():
-        pytest.skip(f"CoNLL-2003 data not found at {CONLL_DIR}")
+        pytest.fail(f"CoNLL-2003 data not found at {CONLL_DIR}")
+    run_ci_workflow(tmp_path, CONLL_DIR)
+
+
+def run_ci_workflow(tmp_path, conll_dir):
     project = tmp_path / "project"
     project.mkdir()
     for item in ("project.yml", "configs", "scripts"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, project / item)
     out = subprocess.run(
-        [sys.executable, "-m", "spacy", "project", "run", "ci", str(project), "--vars.conll_dir", str(CONLL_DIR)],
+        [sys.executable, "-m", "spacy", "project", "run", "ci", str(project), "--vars.conll_dir", str(conll_dir)],
         capture_output=True, text=True,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]

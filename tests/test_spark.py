@@ -1,7 +1,6 @@
 import pytest
 import spacy
 
-from conftest import CONLL_DIR
 from spacy_longner.conll import read_conll, to_docs
 
 pyspark = pytest.importorskip("pyspark")
@@ -20,12 +19,10 @@ def spark():
     session.stop()
 
 
-def test_extract_entities_equals_nlp_pipe_on_conll_test_documents(spark, checkpoints, tmp_path):
+def test_extract_entities_equals_nlp_pipe_on_conll_test_documents(spark, checkpoints, tmp_path, synthetic_conll_dir):
     from spacy_longner.spark import doc_entities, doc_token_tags, extract_entities
 
-    path = CONLL_DIR / "test.txt"
-    if not path.exists():
-        pytest.skip(f"CoNLL-2003 data not found at {path}")
+    path = synthetic_conll_dir / "test.txt"
     vocab = spacy.blank("en").vocab
     texts = []
     for d in read_conll(path):

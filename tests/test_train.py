@@ -9,24 +9,19 @@ import spacy
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
-from conftest import CONLL_DIR
-from spacy_longner.conll import read_conll, to_docs
+from spacy_longner.conll import ConllDoc, to_docs
+from spacy_longner.testing import synthetic_conll_sentences
 from spacy_longner.pipe import tag_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def conll_docs(n_sents=20, split="train.txt"):
-    path = CONLL_DIR / split
-    if not path.exists():
-        pytest.skip(f"CoNLL-2003 data not found at {path}")
+def conll_docs(n_sents=20, seed=0):
+    """Synthetic CoNLL-style sentences with entities, one Doc each."""
     vocab = spacy.blank("en").vocab
-    docs = []
-    for d in read_conll(path):
-        docs.extend(x for x in to_docs(vocab, d, by_sentence=True) if len(x.ents))
-        if len(docs) >= n_sents:
-            return docs[:n_sents]
-    return docs
+    sents = [s for s in synthetic_conll_sentences(4 * n_sents, seed=seed) if any(t != "O" for _, t in s)][:n_sents]
+    conll = ConllDoc([[w for w, _ in s] for s in sents], [[t for _, t in s] for s in sents])
+    return to_docs(vocab, conll, by_sentence=True)
 
 
 def spacy_cli(*args, cwd=None):
@@ -260,3 +255,156 @@ def test_max_grad_norm_clips_the_global_gradient_norm(checkpoints, max_grad_norm
         assert norm <= max_grad_norm * 1.001
     else:
         assert norm > 1e-2  # unclipped: a random head's first gradient is large
+
+
+LOSS_WORDS = [["Werner", "Zwingmann", "said", "1996-08-22", "in", "Frankfurt", "am", "Main", "."],
+              ["Maria", "Müller", "and", "José", "flew", "to", "Zürich"]]
+LOSS_TAGS = [["B-PER", "I-PER", "O", "O", "O", "B-LOC", "I-LOC", "I-LOC", "O"],
+             ["B-PER", "I-PER", "O", "B-PER", "O", "O", "B-LOC"]]
+
+
+@pytest.mark.parametrize("loss_on", ["first", "all"])
+def test_get_loss_and_gradient_equal_torch_cross_entropy(checkpoints, loss_on):
+    import torch
+    from transformers import AutoTokenizer
+
+    path = checkpoints("bert")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("long_ner", config={"model": {"name": str(path)}, "loss_on": loss_on})
+    pipe = nlp.get_pipe("long_ner")
+    pipe.initialize()
+    examples = [Example(Doc(nlp.vocab, words=w), Doc(nlp.vocab, words=w, ents=t)) for w, t in zip(LOSS_WORDS, LOSS_TAGS)]
+    outputs = pipe.model.predict([eg.predicted for eg in examples])
+    loss, grads = pipe.get_loss(examples, outputs)
+    # Independent: the HF tokenizer's word_ids, the gold tag of each word on
+    # its first wordpiece (or on all of them), -100 elsewhere.
+    tok = AutoTokenizer.from_pretrained(str(path))
+    label2id = {lab: i for i, lab in enumerate(pipe.model_labels)}
+    logits, targets = [], []
+    for words, tags, out in zip(LOSS_WORDS, LOSS_TAGS, outputs):
+        word_ids = [w for w in tok(words, is_split_into_words=True, add_special_tokens=False).word_ids()]
+        assert len(word_ids) > len(words)  # some words have several wordpieces
+        prev = None
+        for w in word_ids:
+            targets.append(label2id[tags[w]] if (loss_on == "all" or w != prev) else -100)
+            prev = w
+        logits.append(torch.tensor(np.asarray(out.logits)))
+    x = torch.cat(logits).double().requires_grad_()
+    ref = torch.nn.CrossEntropyLoss(ignore_index=-100)(x, torch.tensor(targets))
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-5)
+    np.testing.assert_allclose(np.concatenate([np.asarray(g) for g in grads]), x.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("scheme,labels,expected", [
+    # Written by hand from the gold entities "Peter Blackburn" (PER), "Brussels" (LOC),
+    # "EU" (ORG) right after "Bonn" (ORG).
+    ("BILOU", ["O", "B-PER", "I-PER", "L-PER", "U-PER", "B-LOC", "I-LOC", "L-LOC", "U-LOC", "B-ORG", "I-ORG", "L-ORG", "U-ORG"],
+     ["B-PER", "L-PER", "O", "U-LOC", "O", "U-ORG", "U-ORG"]),
+    ("BIOES", ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC", "B-ORG", "I-ORG", "E-ORG", "S-ORG"],
+     ["B-PER", "E-PER", "O", "S-LOC", "O", "S-ORG", "S-ORG"]),
+    ("IOB2", ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
+     ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "B-ORG"]),
+    ("IOB1", ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
+     ["I-PER", "I-PER", "O", "I-LOC", "O", "I-ORG", "B-ORG"]),
+    ("IO", ["O", "PER", "LOC", "ORG"],
+     ["PER", "PER", "O", "LOC", "O", "ORG", "ORG"]),
+])
+def test_gold_targets_in_every_scheme(checkpoints, scheme, labels, expected):
+    from spacy_longner.pipe import gold_label_ids
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert", tuple(labels)))}, "scheme": scheme})
+    pipe = nlp.get_pipe("long_ner")
+    words = ["Peter", "Blackburn", "in", "Brussels", ":", "Bonn", "EU"]
+    ref = Doc(nlp.vocab, words=words, ents=["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "B-ORG"])
+    ids = gold_label_ids(Example(Doc(nlp.vocab, words=words), ref), pipe.tagset, {})
+    assert [pipe.tagset.labels[i] for i in ids] == expected
+
+
+def test_init_labels_writes_the_labels_and_initialize_reads_them(checkpoints, tmp_path):
+    docs = conll_docs(12)
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    (tmp_path / "user.cfg").write_text(USER_CONFIG.format(checkpoint=checkpoints("bert", labels=None, head=False)))
+    spacy_cli("init", "fill-config", tmp_path / "user.cfg", tmp_path / "filled.cfg")
+    spacy_cli("init", "labels", tmp_path / "filled.cfg", tmp_path / "labels",
+              "--paths.train", tmp_path / "train.spacy", "--paths.dev", tmp_path / "train.spacy")
+    written = json.loads((tmp_path / "labels" / "long_ner.json").read_text())
+    assert written == sorted({e.label_ for d in docs for e in d.ents}) == ["LOC", "MISC", "ORG", "PER"]
+    nlp = spacy.blank("en")
+    nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert", labels=None, head=False))}})
+    nlp.get_pipe("long_ner").initialize(labels=written)
+    assert nlp.get_pipe("long_ner").model_labels == tag_labels(written, "IOB2")
+
+
+def test_add_label_before_training(checkpoints):
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert"))}})
+    assert pipe.add_label("PRODUCT") == 1 and pipe.add_label("PRODUCT") == 0 and pipe.add_label("PER") == 0
+    with pytest.raises(ValueError, match=r"E018"):
+        pipe.add_label("B-PER")
+    before = dict(zip(pipe.model_labels, pipe.state.hf_model.classifier.weight.detach().clone()))
+    nlp.initialize()
+    assert pipe.label_data == ["LOC", "MISC", "ORG", "PER", "PRODUCT"]
+    assert pipe.model_labels[-2:] == ["B-PRODUCT", "I-PRODUCT"]
+    # The head's rows for the labels it had are kept.
+    after = dict(zip(pipe.model_labels, pipe.state.hf_model.classifier.weight.detach()))
+    assert len(before) == 9 and all(torch_equal(after[lab], row) for lab, row in before.items())
+    # And the new type trains.
+    words = ["The", "new", "iPhone", "sold", "well", "."]
+    ref = Doc(nlp.vocab, words=words, ents=["O", "O", "B-PRODUCT", "O", "O", "O"])
+    egs = [Example(Doc(nlp.vocab, words=words), ref)]
+    opt = nlp.create_optimizer()
+    opt.learn_rate = 0.01
+    for _ in range(40):
+        nlp.update(egs, sgd=opt)
+    assert [(e.text, e.label_) for e in nlp(Doc(nlp.vocab, words=words)).ents] == [("iPhone", "PRODUCT")]
+
+
+def torch_equal(a, b):
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_score_weights_follow_output_spans(checkpoints):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert"))}, "output": "spans", "spans_key": "ner_spans"})
+    nlp.initialize()
+    weights = nlp.config["training"]["score_weights"]
+    assert weights["spans_ner_spans_f"] == 1.0 and not any(k.startswith("ents_") for k in weights)
+    docs = conll_docs(4)
+    scores = nlp.evaluate(examples_for(nlp, docs))
+    assert "spans_ner_spans_f" in scores
+    ents = spacy.blank("en")
+    ents.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert"))}})
+    ents.initialize()
+    assert ents.config["training"]["score_weights"]["ents_f"] == 1.0
+
+
+def test_default_config_names_every_model_setting():
+    import inspect
+
+    from spacy_longner.model import build_token_classifier
+    from spacy_longner.pipe import DEFAULT_MODEL
+
+    params = inspect.signature(build_token_classifier).parameters
+    assert set(DEFAULT_MODEL) - {"@architectures"} == set(params)
+    for name, p in params.items():
+        assert DEFAULT_MODEL[name] == p.default, name
+
+
+def test_reader_max_length_splits_long_documents_as_spacy_does(tmp_path):
+    from spacy.training import Corpus
+
+    from spacy_longner.corpus import create_corpus_reader
+
+    sents = conll_docs(9)
+    docs = [Doc.from_docs(sents[i : i + 3]) for i in range(0, 9, 3)]
+    DocBin(docs=docs).to_disk(tmp_path / "c.spacy")
+    nlp = spacy.blank("en", vocab=sents[0].vocab)
+    limit = sorted(len(s) for s in sents)[4] + 1  # some sentences pass, some don't; every document is too long
+    assert all(len(d) >= limit for d in docs)
+    ours = [[t.text for t in eg.reference] for eg in create_corpus_reader(tmp_path / "c.spacy", max_length=limit)(nlp)]
+    spacys = [[t.text for t in eg.reference] for eg in Corpus(tmp_path / "c.spacy", max_length=limit)(nlp)]
+    assert ours == spacys and 0 < len(ours) < 9
