@@ -10,7 +10,12 @@ except the floor, which gets the words):
   maximum unless --window, like the floor's chunks; its own read-ahead buffer).
 - hf_pipeline: transformers' pipeline("token-classification",
   aggregation_strategy="first"), with stride for texts longer than the model.
-- hf_token_pipe: spacy-huggingface-pipelines, aggregation "first".
+- hf_token_pipe: spacy-huggingface-pipelines, aggregation "first". It caps
+  transformers below 5, so it runs in its own environment where it can
+  install: --peer-python PATH names that environment's interpreter (e.g. the
+  [trf] one: `bash scripts/install.sh trf .venv-trf` then
+  `.venv-trf/bin/pip install spacy-huggingface-pipelines`). Each result
+  records the transformers version it ran with.
 - floor: tokenize the pre-split words, cut into max-length chunks (no
   overlap), one forward pass in length-sorted, dynamically padded batches
   (long_ner's own batching, make_batches, over the whole input at once),
@@ -66,6 +71,17 @@ def load_long_ner(pipeline: str, args):
     return spacy.load(pipeline, config={"components": {"long_ner": {"model": model}}})
 
 
+def dtype_kwargs(args) -> Dict[str, str]:
+    """from_pretrained/pipeline keyword for the peers' dtype: `dtype` in
+    transformers 5, `torch_dtype` before."""
+    import transformers
+
+    value = hf_dtype(args)
+    if not value:
+        return {}
+    return {"dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype": value}
+
+
 def hf_dtype(args):
     """The peers' dtype, to match long_ner's precision: fp16 or bf16 on GPU,
     bf16 on CPU (where long_ner runs bf16 on CPUs with bf16 instructions)."""
@@ -91,7 +107,7 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
     elif system == "hf_pipeline":
         from transformers import pipeline
 
-        kwargs = {"torch_dtype": hf_dtype(args)} if hf_dtype(args) else {}
+        kwargs = dtype_kwargs(args)
         pipe = pipeline("token-classification", model=checkpoint, aggregation_strategy="first", device=device,
                         stride=64, **kwargs)
         pipe(warm)
@@ -104,7 +120,7 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
         if args.gpu:
             spacy.require_gpu()  # hf_token_pipe takes thinc's current torch device
         nlp = spacy.blank("en")
-        kwargs = {"torch_dtype": hf_dtype(args)} if hf_dtype(args) else {}
+        kwargs = dtype_kwargs(args)
         nlp.add_pipe("hf_token_pipe", config={"model": checkpoint, "aggregation_strategy": "first", "stride": 64, "kwargs": kwargs})
         list(nlp.pipe(warm))
         start = time.perf_counter()
@@ -122,7 +138,9 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
     else:
         raise ValueError(system)
     seconds = time.perf_counter() - start
-    return {"words": n_words, "docs": len(texts), "seconds": seconds, "words_per_second": n_words / seconds,
+    import transformers
+
+    return {"transformers": transformers.__version__, "python": sys.executable, "words": n_words, "docs": len(texts), "seconds": seconds, "words_per_second": n_words / seconds,
             "peak_rss_mb": peak_rss_mb(), "n_entities_or_tags": n_ents}
 
 
@@ -224,6 +242,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--memory-docs", type=int, default=50_000)
     parser.add_argument("--skip-extra", action="store_true", help="no scaling/memory runs")
+    parser.add_argument("--peer-python", default=None, help="Python of the environment that runs hf_token_pipe (it needs transformers < 5)")
     parser.add_argument("--worker", nargs=2, metavar=("SYSTEM", "INPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -231,12 +250,13 @@ def main() -> None:
         result = run_scaling(args) if system == "scaling" else run_memory(args) if system == "memory" else run_worker(system, kind, args)
         print("RESULT " + json.dumps(result))
         return
-    base = [sys.executable, __file__, args.pipeline, str(args.corpus), str(args.output), "--precision", args.precision,
+    base = [__file__, args.pipeline, str(args.corpus), str(args.output), "--precision", args.precision,
             "--batch-size", str(args.batch_size), "--wordpiece-budget", str(args.wordpiece_budget), "--window", str(args.window), "--limit", str(args.limit),
             "--memory-docs", str(args.memory_docs)] + (["--gpu"] if args.gpu else [])
 
     def worker(system: str, kind: str) -> Dict:
-        out = subprocess.run(base + ["--worker", system, kind], capture_output=True, text=True)
+        python = args.peer_python if system == "hf_token_pipe" and args.peer_python else sys.executable
+        out = subprocess.run([python] + base + ["--worker", system, kind], capture_output=True, text=True)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if out.returncode != 0 or line is None:
             return {"error": out.stderr[-1500:]}

@@ -67,7 +67,14 @@ def test_malformed_lines_are_reported_with_line_numbers_and_run_resumes(pipeline
     out.write_text("".join(raw[:4]) + raw[4][: len(raw[4]) // 2], encoding="utf8")
     assert main(["annotate", str(pipeline_dir), str(src), str(out), "--no-progress"]) == 0
     assert "Resuming: 4 records" in capsys.readouterr().out
-    assert read_out(out) == records
+    resumed = read_out(out)
+    # The redone records come from other batches: same entities, scores up
+    # to float noise from padding (transformers 5 runs SDPA attention).
+    assert [{k: v for k, v in r.items() if k != "entities"} for r in resumed] == [{k: v for k, v in r.items() if k != "entities"} for r in records]
+    for r, want in zip(resumed, records):
+        if "entities" in want:
+            assert [x[:4] for x in ents(r)] == [x[:4] for x in ents(want)]
+            assert [x[4] for x in ents(r)] == pytest.approx([x[4] for x in ents(want)], abs=1e-5)
 
 
 def test_text_lines_and_folders(pipeline_dir, tmp_path):
