@@ -147,3 +147,15 @@ class Errors(metaclass=_ErrorsWithCodes):
         "pipeline folder is incomplete or was cut off in a copy or download; "
         "copy it again, or re-save the pipeline with nlp.to_disk()."
     )
+    E022 = (
+        "store_trf_data = true on {component} needs spacy-transformers, "
+        "which is not installed ({reason}). Install the extra: pip install "
+        "\"spacy-longner[trf]\" (it pins transformers below 4.53.3), or set "
+        "store_trf_data = false."
+    )
+    E023 = (
+        "Component '{listener}' listens to '{component}' "
+        "(TransformerListener upstream = \"{component}\"), but {component} "
+        "does not share its encoder output. Set [components.{component}] "
+        "store_trf_data = true."
+    )

@@ -52,11 +52,16 @@ class DocLogits:
     logits: (n_wp, n_labels) array (numpy, or the current ops' xp in training).
     wp_token: (n_wp,) spaCy token index per wordpiece.
     n_tokens: the doc's number of tokens.
+    input_ids, hidden: the wordpiece ids and (n_wp, width) last hidden
+        states, where the model was asked for them (`model.attrs
+        ["hidden_states"]`, set by long_ner's store_trf_data); else None.
     """
 
     logits: Any
     wp_token: np.ndarray
     n_tokens: int
+    input_ids: Optional[np.ndarray] = None
+    hidden: Optional[np.ndarray] = None
 
 
 class HFState:
@@ -589,17 +594,24 @@ def _predict(model: Model, state: HFState, encs, batches, gather_all, lengths) -
     hf.eval()
     if model.attrs["quantize"] != "none" and device.type == "cpu":
         hf = _quantized(state, model.attrs["quantize"])
-    parts = []
+    parts, hidden_parts = [], []
+    want_hidden = bool(model.attrs.get("hidden_states"))
     # A quantized copy computes its own way; autocast is for the float model.
     precision = "fp32" if hf is not state.hf_model else model.attrs["precision"]
     with torch.inference_mode(), _autocast(device, precision):
         for batch in batches:
-            logits = hf(**_batch_inputs(state, batch, device)).logits
-            parts.append(_content(logits, batch, n_prefix).float())
-        flat = torch.cat(parts)[torch.as_tensor(gather_all, device=device)]
-    flat_np = flat.cpu().numpy()
-    splits = np.split(flat_np, np.cumsum(lengths)[:-1])
-    return [DocLogits(s, enc.wp_token, enc.n_tokens) for s, enc in zip(splits, encs)]
+            out = hf(**_batch_inputs(state, batch, device), output_hidden_states=want_hidden)
+            parts.append(_content(out.logits, batch, n_prefix).float())
+            if want_hidden:
+                hidden_parts.append(_content(out.hidden_states[-1], batch, n_prefix).float())
+        gather = torch.as_tensor(gather_all, device=device)
+        flat = torch.cat(parts)[gather]
+        hidden = torch.cat(hidden_parts)[gather].cpu().numpy() if want_hidden else None
+    cuts = np.cumsum(lengths)[:-1]
+    splits = np.split(flat.cpu().numpy(), cuts)
+    hiddens = np.split(hidden, cuts) if want_hidden else [None] * len(encs)
+    return [DocLogits(s, enc.wp_token, enc.n_tokens, enc.input_ids if want_hidden else None, h)
+            for s, enc, h in zip(splits, encs, hiddens)]
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from thinc.api import Config, Model, Optimizer
 from .align import AGGREGATIONS, aggregate, first_wordpiece, softmax
 from .decode import DECODINGS, SCHEMES, Entity, TagSet, decode_tokens, map_labels, parse_tagset, split_label
 from .errors import Errors, Warnings
+from .listeners import is_listener, make_trf_data, require_spacy_transformers
 from .model import HFState, load_checkpoint, resize_head, save_checkpoint
 
 TOKEN_PROBS_ATTR = "long_ner_probs"
@@ -80,6 +81,7 @@ OUTPUTS = ("ents", "spans")
         "max_grad_norm": 1.0,
         "buffer_words": 32768,
         "trim_heap": True,
+        "store_trf_data": False,
         "scorer": {"@scorers": "spacy-longner.scorer.v1"},
     },
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
@@ -102,6 +104,7 @@ def make_long_ner(
     max_grad_norm: float,
     buffer_words: int,
     trim_heap: bool,
+    store_trf_data: bool,
     scorer: Optional[Callable],
 ) -> "LongNER":
     return LongNER(
@@ -121,6 +124,7 @@ def make_long_ner(
         max_grad_norm=max_grad_norm,
         buffer_words=buffer_words,
         trim_heap=trim_heap,
+        store_trf_data=store_trf_data,
         scorer=scorer,
     )
 
@@ -154,10 +158,13 @@ class DocPrediction:
 
     entities: (start, end, label, score) after label mapping, token offsets.
     token_probs: (n_tokens, n_labels) per-token label probabilities, or None.
+    trf_data: spacy-transformers' TransformerData for doc._.trf_data
+        (store_trf_data), or None.
     """
 
     entities: List[Entity]
     token_probs: Optional[np.ndarray]
+    trf_data: Optional[object] = None
 
 
 class LongNER(TrainablePipe):
@@ -183,6 +190,7 @@ class LongNER(TrainablePipe):
         max_grad_norm: float = 1.0,
         buffer_words: int = 32768,
         trim_heap: bool = True,
+        store_trf_data: bool = False,
         scorer: Optional[Callable] = score_long_ner,
     ) -> None:
         for setting, value, options in (
@@ -216,7 +224,13 @@ class LongNER(TrainablePipe):
             "max_grad_norm": float(max_grad_norm),
             "buffer_words": buffer_words,
             "trim_heap": bool(trim_heap),
+            "store_trf_data": bool(store_trf_data),
         }
+        if store_trf_data:
+            require_spacy_transformers(name)
+        # The model returns hidden states only where a listener needs them.
+        model.attrs["hidden_states"] = bool(store_trf_data)
+        self.listener_map: Dict[str, List[Model]] = {}
         self.scorer = scorer
         self._tagset: Optional[TagSet] = None
         self._added_labels: List[str] = []
@@ -230,6 +244,7 @@ class LongNER(TrainablePipe):
         if state is None:
             state = load_checkpoint(self.model, self.model.attrs["name"], component=self.name)
             self._tagset = None
+            self._set_listener_widths()
         return state
 
     @property
@@ -329,7 +344,8 @@ class LongNER(TrainablePipe):
             probs, visible = aggregate(probs_wp, out.wp_token, out.n_tokens, self.cfg["aggregation"])
             _, ents = decode_tokens(probs, visible, tagset, decoding=self.cfg["decoding"])
             ents = map_labels(ents, self.cfg["label_map"], self.cfg["ignore_labels"])
-            preds.append(DocPrediction(ents, probs if self.cfg["token_probs"] else None))
+            trf_data = self._trf_data(out) if self.cfg["store_trf_data"] else None
+            preds.append(DocPrediction(ents, probs if self.cfg["token_probs"] else None, trf_data))
         return preds
 
     def set_annotations(self, docs: Iterable[Doc], preds: List[DocPrediction]) -> None:
@@ -343,6 +359,69 @@ class LongNER(TrainablePipe):
             if pred.token_probs is not None:
                 doc._.set(TOKEN_PROBS_ATTR, pred.token_probs)
                 doc._.set(TOKEN_LABELS_ATTR, self.model_labels)
+            if pred.trf_data is not None:
+                doc._.trf_data = pred.trf_data
+
+    def _trf_data(self, out):
+        hidden = out.hidden
+        if hidden is None:  # a doc with no wordpieces
+            hidden = np.zeros((0, self.hidden_width), dtype="float32")
+        input_ids = out.input_ids if out.input_ids is not None else np.zeros(0, dtype="int64")
+        return make_trf_data(out.wp_token, input_ids, hidden, out.n_tokens)
+
+    # ------------------------------------------------------------ listeners
+    # spaCy's listened-to protocol (spacy.ty.ListenedToComponent), as
+    # spacy-transformers' Transformer implements it.
+
+    @property
+    def hidden_width(self) -> int:
+        """Width of the encoder's hidden states (what a listener receives)."""
+        return int(self.state.hf_model.config.hidden_size)
+
+    @property
+    def listeners(self) -> List[Model]:
+        return [m for c in self.listening_components for m in self.listener_map[c]]
+
+    @property
+    def listening_components(self) -> List[str]:
+        return list(self.listener_map.keys())
+
+    def add_listener(self, listener: Model, component_name: str) -> None:
+        self.listener_map.setdefault(component_name, [])
+        if listener not in self.listener_map[component_name]:
+            self.listener_map[component_name].append(listener)
+        self._set_listener_widths()
+
+    def remove_listener(self, listener: Model, component_name: str) -> bool:
+        if listener in self.listener_map.get(component_name, []):
+            self.listener_map[component_name].remove(listener)
+            if not self.listener_map[component_name]:
+                del self.listener_map[component_name]
+            return True
+        return False
+
+    def find_listeners(self, component) -> None:
+        """Register the TransformerListener layers of `component` whose
+        upstream is this component ("*": any upstream, taken only where this
+        component shares its encoder output)."""
+        model = getattr(component, "model", None)
+        if not isinstance(model, Model):
+            return
+        for node in model.walk():
+            if is_listener(node, (self.name,)) and not self.cfg["store_trf_data"]:
+                raise ValueError(Errors.E023.format(listener=component.name, component=self.name))
+            if self.cfg["store_trf_data"] and is_listener(node, ("*", self.name)):
+                self.add_listener(node, component.name)
+
+    def _set_listener_widths(self) -> None:
+        """Give listeners the encoder's width once the checkpoint is loaded
+        (a listener reads it even at inference, for docs without trf_data)."""
+        if self.model.attrs["state"] is None or not self.listener_map:
+            return
+        width = self.hidden_width
+        for listener in self.listeners:
+            if listener.has_dim("nO") is None:
+                listener.set_dim("nO", width)
 
     # ------------------------------------------------------------ training
 
@@ -376,6 +455,7 @@ class LongNER(TrainablePipe):
                 resize_head(state, tag_labels(sorted(wanted), self._train_scheme(state)))
         self._tagset = None
         self.tagset  # validate labels now, not at the first doc
+        self._set_listener_widths()
         if nlp is not None:
             follow_output_in_score_weights(nlp, self.name, self.cfg["output"], self.cfg["spans_key"])
 
@@ -490,6 +570,7 @@ class LongNER(TrainablePipe):
             if key in saved and saved[key] != value:
                 raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"its {key} {saved[key]!r} differs from the saved model's {value!r}"))
         self._tagset = None
+        self._set_listener_widths()
         return self
 
     def to_bytes(self, *, exclude=tuple()) -> bytes:

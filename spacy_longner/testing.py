@@ -131,7 +131,12 @@ def _train_tokenizer(kind: str, lines: Sequence[str]):
         return BertTokenizerFast(tokenizer_object=tok, model_max_length=512)
     if kind == "albert":
         tok = Tokenizer(models.Unigram())
-        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+        # As a real ALBERT tokenizer (keep_accents=False, do_lower_case=True):
+        # transformers 5 rebuilds this normalizer from those settings.
+        tok.normalizer = normalizers.Sequence([
+            normalizers.Replace("``", '"'), normalizers.Replace("''", '"'),
+            normalizers.NFKD(), normalizers.StripAccents(), normalizers.Lowercase(),
+        ])
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
         tok.train_from_iterator(lines, trainers.UnigramTrainer(vocab_size=600, special_tokens=specials, unk_token="<unk>"))
