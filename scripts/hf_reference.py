@@ -10,6 +10,7 @@ sentences, 10% warm-up, weight decay 0.01, max length 256 wordpieces.
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -102,9 +103,13 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForTokenClassification.from_pretrained(
         source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id)
+    # As Trainer computes it from warmup_ratio (which transformers 5 folds
+    # into warmup_steps): ceil(ratio * total steps), one device, no accumulation.
+    total_steps = math.ceil(args.epochs * math.ceil(len(train) / args.batch_size))
+    warmup_steps = math.ceil(args.warmup_ratio * total_steps)
     targs = TrainingArguments(
         output_dir=str(args.output.parent / "hf_reference_run"), num_train_epochs=args.epochs,
-        learning_rate=args.lr, per_device_train_batch_size=args.batch_size, warmup_ratio=args.warmup_ratio,
+        learning_rate=args.lr, per_device_train_batch_size=args.batch_size, warmup_steps=warmup_steps,
         weight_decay=0.01, lr_scheduler_type="linear", seed=args.seed, save_strategy="no",
         eval_strategy="no", report_to=[], logging_steps=50, use_cpu=not torch.cuda.is_available(),
         disable_tqdm=False)
