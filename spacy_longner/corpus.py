@@ -29,6 +29,7 @@ def create_corpus_reader(
     max_length: int = 0,
     unit: str = "document",
     context_tokens: int = 0,
+    retokenize: bool = False,
 ) -> Callable[[Language], Iterable[Example]]:
     """Read a .spacy file like spacy.Corpus.v1, but give each predicted doc the
     reference's words, spaces and sentence boundaries (nothing else).
@@ -40,6 +41,12 @@ def create_corpus_reader(
     max_length (int): as in spacy.Corpus.v1: a document of this many tokens
         or more is split into its sentences, and sentences still that long
         are left out; 0: no limit.
+    retokenize (bool): predicted docs get the pipeline's own tokenization
+        of the reference text (spaCy's default, `gold_preproc = false`), with
+        the gold sentence boundaries carried over by character offset, so
+        that the model learns the tokens it will see on raw text (spaCy
+        splits "Bosnian-Serb" where CoNLL keeps one token); the gold is
+        aligned to them by spaCy's Example. False: the reference's words.
     """
     if path is None:
         raise ValueError("[long_ner] Corpus path can't be None: set it in [paths] or on the command line.")
@@ -47,21 +54,22 @@ def create_corpus_reader(
         raise ValueError(Errors.E010.format(value=unit, setting="[corpora] unit", options=", ".join(UNITS)))
     if context_tokens < 0:
         raise ValueError(Errors.E010.format(value=context_tokens, setting="[corpora] context_tokens", options="an integer >= 0"))
-    return SentenceCorpus(path, limit=limit, max_length=max_length, unit=unit, context_tokens=context_tokens)
+    return SentenceCorpus(path, limit=limit, max_length=max_length, unit=unit, context_tokens=context_tokens, retokenize=retokenize)
 
 
 class SentenceCorpus(Corpus):
-    def __init__(self, path, *, limit: int = 0, max_length: int = 0, unit: str = "document", context_tokens: int = 0) -> None:
+    def __init__(self, path, *, limit: int = 0, max_length: int = 0, unit: str = "document", context_tokens: int = 0, retokenize: bool = False) -> None:
         super().__init__(path, limit=limit, max_length=max_length)
         self.unit = unit
         self.context_tokens = context_tokens
+        self.retokenize = retokenize
 
     def make_examples(self, nlp: Language, reference_docs: Iterable[Doc]) -> Iterator[Example]:
         for reference in reference_docs:
             if len(reference) == 0:
                 continue
             if self.unit == "sentence":
-                yield from sentence_examples(nlp, reference, self.context_tokens, self.max_length)
+                yield from sentence_examples(nlp, reference, self.context_tokens, self.max_length, self.retokenize)
                 continue
             if self.max_length and len(reference) >= self.max_length:
                 # As spacy.Corpus.v1: a document too long is split into its
@@ -69,9 +77,29 @@ class SentenceCorpus(Corpus):
                 if reference.has_annotation("SENT_START"):
                     for sent in reference.sents:
                         if 0 < len(sent) < self.max_length:
-                            yield Example(bare_copy(nlp.vocab, sent.as_doc()), sent.as_doc())
+                            yield Example(self._predicted(nlp, sent.as_doc()), sent.as_doc())
                 continue
-            yield Example(bare_copy(nlp.vocab, reference), reference)
+            yield Example(self._predicted(nlp, reference), reference)
+
+    def _predicted(self, nlp: Language, reference: Doc) -> Doc:
+        return retokenized(nlp, reference) if self.retokenize else bare_copy(nlp.vocab, reference)
+
+
+def retokenized(nlp: Language, reference: Doc, one_sentence: bool = False) -> Doc:
+    """The pipeline's tokenization of `reference.text`, with the reference's
+    sentence starts carried over by character offset (or all one sentence)."""
+    doc = nlp.make_doc(reference.text)
+    if len(doc) == 0:
+        return doc
+    if one_sentence:
+        starts = {0}
+    elif reference.has_annotation("SENT_START"):
+        starts = {s.start_char for s in reference.sents}
+    else:
+        return doc
+    for token in doc:
+        token.is_sent_start = token.idx in starts or token.i == 0
+    return doc
 
 
 def bare_copy(vocab, doc: Doc) -> Doc:
@@ -81,7 +109,7 @@ def bare_copy(vocab, doc: Doc) -> Doc:
     return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc], sent_starts=sent_starts)
 
 
-def sentence_examples(nlp: Language, reference: Doc, context_tokens: int, max_length: int = 0) -> Iterator[Example]:
+def sentence_examples(nlp: Language, reference: Doc, context_tokens: int, max_length: int = 0, retokenize: bool = False) -> Iterator[Example]:
     """One example per sentence of `reference`: the sentence with up to
     `context_tokens` tokens on each side, all one sentence on the predicted
     side (one window), the context's gold entities missing. Sentences of
@@ -98,10 +126,13 @@ def sentence_examples(nlp: Language, reference: Doc, context_tokens: int, max_le
                        for e in reference.ents if e.start >= sent.start and e.end <= sent.end]
         missing = [s for s in (ref[:t0], ref[t1:]) if len(s)]
         ref.set_ents(target_ents, missing=missing, default="outside")
-        predicted = Doc(
-            nlp.vocab,
-            words=[t.text for t in ref],
-            spaces=[bool(t.whitespace_) for t in ref],
-            sent_starts=[i == 0 for i in range(len(ref))],
-        )
+        if retokenize:
+            predicted = retokenized(nlp, ref, one_sentence=True)
+        else:
+            predicted = Doc(
+                nlp.vocab,
+                words=[t.text for t in ref],
+                spaces=[bool(t.whitespace_) for t in ref],
+                sent_starts=[i == 0 for i in range(len(ref))],
+            )
         yield Example(predicted, ref)

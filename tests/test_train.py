@@ -408,3 +408,24 @@ def test_reader_max_length_splits_long_documents_as_spacy_does(tmp_path):
     ours = [[t.text for t in eg.reference] for eg in create_corpus_reader(tmp_path / "c.spacy", max_length=limit)(nlp)]
     spacys = [[t.text for t in eg.reference] for eg in Corpus(tmp_path / "c.spacy", max_length=limit)(nlp)]
     assert ours == spacys and 0 < len(ours) < 9
+
+
+def test_reader_retokenize_trains_on_the_pipelines_own_tokens(tmp_path):
+    from spacy_longner.corpus import create_corpus_reader
+
+    vocab = spacy.blank("en").vocab
+    words = ["The", "Bosnian-Serb", "leader", "met", "Peter", "Blackburn", ".", "He", "left", "Pale", "."]
+    ref = Doc(vocab, words=words, ents=["O", "B-MISC", "O", "O", "B-PER", "I-PER", "O", "O", "O", "B-LOC", "O"],
+              sent_starts=[True] + [False] * 6 + [True] + [False] * 3)
+    DocBin(docs=[ref]).to_disk(tmp_path / "c.spacy")
+    nlp = spacy.blank("en", vocab=vocab)
+    (doc_eg,) = create_corpus_reader(tmp_path / "c.spacy", retokenize=True)(nlp)
+    assert [t.text for t in doc_eg.predicted][:4] == ["The", "Bosnian", "-", "Serb"]
+    assert [s.text for s in doc_eg.predicted.sents] == ["The Bosnian-Serb leader met Peter Blackburn .", "He left Pale ."]
+    assert doc_eg.get_aligned_ner()[1:4] == ["B-MISC", "I-MISC", "L-MISC"]
+    sents = list(create_corpus_reader(tmp_path / "c.spacy", retokenize=True, unit="sentence", context_tokens=2)(nlp))
+    assert len(sents) == 2 and all(len(list(eg.predicted.sents)) == 1 for eg in sents)
+    assert sents[0].get_aligned_ner()[1:4] == ["B-MISC", "I-MISC", "L-MISC"]
+    assert sents[0].get_aligned_ner()[-2:] == [None, None]  # the context after the sentence: no gold
+    plain = list(create_corpus_reader(tmp_path / "c.spacy")(nlp))
+    assert [t.text for t in plain[0].predicted] == words
