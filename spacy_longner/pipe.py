@@ -267,7 +267,8 @@ class LongNER(TrainablePipe):
     def label_data(self) -> List[str]:
         """The entity types the model predicts (before label_map), for
         `spacy init labels`; `initialize(labels=...)` takes them back."""
-        return sorted(set(self.tagset.types) | set(self._added_labels))
+        types = self.tagset.types if self.state.has_head else ()
+        return sorted(set(types) | set(self._added_labels))
 
     def add_label(self, label: str) -> int:
         """Add an entity type before training. `initialize()` builds the
@@ -290,15 +291,13 @@ class LongNER(TrainablePipe):
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Annotate a stream of docs, in order. Docs are read ahead until the
-        buffer holds `buffer_words` tokens (at least one doc), so that the
-        windows of many docs are sorted by length together and batched with
-        little padding: with nlp.pipe's usual batch_size, short docs
-        (sentences) would be padded to the longest of a few dozen. With
-        `buffer_words = 0`, buffers are nlp.pipe's `batch_size` docs.
-
-        A buffer never holds more than `batch_size` docs, so that nlp.pipe
-        yields its docs at the pace they are computed (spaCy's `benchmark
-        speed` times each slice of `batch_size` docs).
+        buffer holds `buffer_words` tokens or `batch_size` docs, whichever
+        comes first (at least one doc), and the windows of all of them are
+        sorted by length together and batched with little padding. The cap
+        at `batch_size` docs keeps nlp.pipe's memory bound and yields docs at
+        the pace they are computed (spaCy's `benchmark speed` times each
+        slice of `batch_size` docs). With `buffer_words = 0`, buffers are
+        `batch_size` docs.
 
         If predicting a buffer fails, its docs are retried one by one, so
         that only the docs that fail on their own reach spaCy's error handler
