@@ -236,7 +236,7 @@ def main() -> None:
     parser.add_argument("--inputs", nargs="+", default=INPUTS)
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=1000, help="nlp.pipe batch_size (spaCy's default); long_ner reads ahead at most this many docs")
     parser.add_argument("--wordpiece-budget", type=int, default=8192, help="padded wordpieces per forward batch (long_ner and floor)")
     parser.add_argument("--window", type=int, default=0, help="long_ner window (0: the model's maximum, as the floor's chunks)")
     parser.add_argument("--limit", type=int, default=0)

@@ -1,0 +1,110 @@
+"""Where long_ner's time goes, stage by stage, on the real code path.
+
+    python scripts/profile_stages.py PIPELINE corpus/dev.spacy metrics/profile.json [--inputs sentences documents]
+
+Each stage's function is wrapped with a wall-clock timer (inclusive times;
+nested stages are subtracted), then the texts run through `nlp.pipe` as a
+user runs them:
+- spacy_tokenizer: nlp.make_doc
+- hf_tokenizer: the checkpoint's tokenizer call on the pre-split words
+- encode_other: the rest of encode_docs (token arrays, strings, word_ids)
+- plan_and_batch: window planning (plan_doc) and batching (make_batches)
+- forward: host->device, the forward pass, device->host (model._predict,
+  on CUDA synchronised by the copy back)
+- softmax_aggregate, decode (decode_tokens + map_labels), write (set_annotations)
+- other: the rest of nlp.pipe (read-ahead, _plan's bookkeeping, heap trim, ...)
+"""
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import spacy
+from spacy.tokens import DocBin
+
+import spacy_longner.align as align_mod
+import spacy_longner.model as model_mod
+import spacy_longner.pipe as pipe_mod
+
+TIMES = defaultdict(float)
+
+
+def timed(name, fn):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            TIMES[name] += time.perf_counter() - start
+    return wrapper
+
+
+def texts_of(corpus: Path, kind: str):
+    docs = list(DocBin().from_disk(corpus).get_docs(spacy.blank("en").vocab))
+    if kind == "sentences":
+        return [s.text for d in docs for s in d.sents]
+    return [d.text for d in docs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pipeline")
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--inputs", nargs="+", default=["sentences", "documents"])
+    parser.add_argument("--batch-size", type=int, default=1000)
+    args = parser.parse_args()
+    nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": {"context": "document"}}}})
+    ner = nlp.get_pipe("long_ner")
+    tokenizer = ner.state.tokenizer
+    nlp.tokenizer = timed("spacy_tokenizer", nlp.tokenizer)
+    align_mod_encode = align_mod.encode_words
+
+    def encode_words(tok, *a, **k):
+        return align_mod_encode(timed("hf_tokenizer", tok), *a, **k)
+
+    model_mod.encode_words = encode_words
+    model_mod.encode_docs = timed("encode_docs", model_mod.encode_docs)
+    model_mod.plan_doc = timed("plan", model_mod.plan_doc)
+    model_mod.make_batches = timed("batch", model_mod.make_batches)
+    model_mod._predict = timed("forward", model_mod._predict)
+    pipe_mod.softmax = timed("softmax", pipe_mod.softmax)
+    pipe_mod.aggregate = timed("aggregate", pipe_mod.aggregate)
+    pipe_mod.decode_tokens = timed("decode", pipe_mod.decode_tokens)
+    pipe_mod.map_labels = timed("map_labels", pipe_mod.map_labels)
+    ner.set_annotations = timed("write", ner.set_annotations)
+    results = {"pipeline": args.pipeline, "tokenizer": type(tokenizer).__name__, "inputs": {}}
+    for kind in args.inputs:
+        texts = texts_of(args.corpus, kind)
+        list(nlp.pipe(texts[:32], batch_size=args.batch_size))
+        TIMES.clear()
+        start = time.perf_counter()
+        n_words = sum(len(d) for d in nlp.pipe(texts, batch_size=args.batch_size))
+        total = time.perf_counter() - start
+        t = dict(TIMES)
+        stages = {
+            "spacy_tokenizer": t.get("spacy_tokenizer", 0.0),
+            "hf_tokenizer": t.get("hf_tokenizer", 0.0),
+            "encode_other": t.get("encode_docs", 0.0) - t.get("hf_tokenizer", 0.0),
+            "plan_and_batch": t.get("plan", 0.0) + t.get("batch", 0.0),
+            "forward": t.get("forward", 0.0),
+            "softmax_aggregate": t.get("softmax", 0.0) + t.get("aggregate", 0.0),
+            "decode": t.get("decode", 0.0) + t.get("map_labels", 0.0),
+            "write": t.get("write", 0.0),
+        }
+        stages["other"] = total - sum(stages.values())
+        per_word = {k: 1e6 * v / n_words for k, v in stages.items()}
+        results["inputs"][kind] = {"words": n_words, "seconds": total, "words_per_second": n_words / total,
+                                   "seconds_by_stage": stages, "us_per_word": per_word,
+                                   "ours_us_per_word": sum(v for k, v in per_word.items() if k not in ("forward", "hf_tokenizer"))}
+        print(f"== {kind}: {n_words} words, {n_words / total:.0f} words/s")
+        for k, v in per_word.items():
+            print(f"{k:>18}: {v:7.2f} us/word ({100 * stages[k] / total:4.1f}%)")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2), encoding="utf8")
+
+
+if __name__ == "__main__":
+    main()
