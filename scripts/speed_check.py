@@ -1,7 +1,7 @@
 """`python -m spacy benchmark speed` against nlp.pipe on the same data: the
 pipeline's words per second measured both ways, and their ratio.
 
-    python scripts/speed_check.py training/minilm/model-best corpus/dev.spacy metrics/minilm/speed_check.json [--batches 10]
+    python scripts/speed_check.py training/minilm/model-best corpus/dev.spacy metrics/minilm/speed_check.json [--batches 30]
 
 nlp.pipe gets the docs that spaCy's benchmark reads (spacy.Corpus: each
 document's text re-tokenized, no sentences), with nlp.batch_size, timed as
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("corpus", type=Path)
     parser.add_argument("output", type=Path)
-    parser.add_argument("--batches", type=int, default=10, help="spacy benchmark speed --batches")
+    parser.add_argument("--batches", type=int, default=30, help="spacy benchmark speed --batches (at least 30)")
     args = parser.parse_args()
     nlp = spacy.load(args.model)
     docs = [eg.predicted for eg in Corpus(args.corpus)(nlp)]
