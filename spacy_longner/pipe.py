@@ -550,8 +550,8 @@ class LongNER(TrainablePipe):
 
     def from_disk(self, path, *, exclude=tuple()) -> "LongNER":
         """Load the checkpoint saved by `to_disk`, and check it against the
-        `cfg` written beside it (labels, window, stride): a mismatch means a
-        damaged or hand-edited folder, and is an error that says so."""
+        `cfg` written beside it (the labels): a mismatch means a damaged or
+        hand-edited folder, and is an error that says so."""
         path = Path(path)
         folder = path / "model"
         if not (folder / "config.json").exists():
@@ -564,10 +564,10 @@ class LongNER(TrainablePipe):
             raise ValueError(Errors.E019.format(path=path / "cfg", problem="it is not a JSON object"))
         check_pipeline_weights(folder)
         state = load_checkpoint(self.model, str(folder), component=self.name, local=True, safetensors_only=True)
-        found = {"model_labels": state.labels, "window": state.window, "stride": state.stride}
-        for key, value in found.items():
-            if key in saved and saved[key] != value:
-                raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"its {key} {saved[key]!r} differs from the saved model's {value!r}"))
+        # window and stride may differ: they are settings, which a user may
+        # change when loading (spacy.load(..., config=...)); the labels may not.
+        if "model_labels" in saved and saved["model_labels"] != state.labels:
+            raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"its model_labels {saved['model_labels']!r} differ from the saved model's {state.labels!r}"))
         self._tagset = None
         self._set_listener_widths()
         return self

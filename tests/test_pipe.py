@@ -291,7 +291,6 @@ def test_damaged_or_unsafe_pipeline_folders_give_coded_errors(checkpoints, tmp_p
 
     cases = [
         (edit_cfg("model_labels", ["O", "B-X", "I-X"]), r"E019.*model_labels"),
-        (edit_cfg("window", 7), r"E019.*window"),
         (lambda d: (d / "cfg").write_text("{not json"), r"E019.*cannot be read"),
         (lambda d: (d / "cfg").unlink(), r"E019.*cannot be read"),
         # A pickle beside or instead of the safetensors file: refused, not loaded.
@@ -304,6 +303,9 @@ def test_damaged_or_unsafe_pipeline_folders_give_coded_errors(checkpoints, tmp_p
         with pytest.raises(ValueError, match=pattern):
             spacy.load(damaged(f"case{i}", change))
     assert ents_of(spacy.load(tmp_path / "good")(SAMPLE_TEXTS[0])) == ents_of(nlp(SAMPLE_TEXTS[0]))
+    # Settings are not damage: a window chosen at load time is taken.
+    smaller = spacy.load(tmp_path / "good", config={"components": {"long_ner": {"model": {"window": 16}}}})
+    assert smaller.get_pipe("long_ner").state.window == 16
 
 
 def test_spacy_package_wheel_installs_and_loads_by_name(checkpoints, tmp_path):
