@@ -5,7 +5,6 @@ environment's interpreter (the [trf] one, transformers 4.53)."""
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

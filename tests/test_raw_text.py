@@ -2,12 +2,10 @@
 sentence boundaries, forked processes; and the spaCy conventions around the
 component."""
 
-import os
 
 import numpy as np
 import pytest
 import spacy
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc
@@ -125,7 +123,7 @@ if pid == 0:
         if nlp is None:
             nlp = spacy.blank("en")
             nlp.add_pipe("long_ner", config={"model": {"name": sys.argv[1]}})
-        n = len(nlp("Maria Müller flew to Zürich .").ents) >= 0
+        nlp("Maria Müller flew to Zürich .")
         codes = sorted({str(w.message)[10:14] for w in caught if "long_ner W" in str(w.message)})
     print("child", torch.get_num_threads(), ",".join(codes) or "-", flush=True)
     os._exit(0)
