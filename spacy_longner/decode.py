@@ -101,44 +101,57 @@ def parse_tagset(labels: Sequence[str], scheme: str = "auto") -> TagSet:
     )
 
 
-def chunk_starts_ends(prefix: np.ndarray, type_id: np.ndarray) -> List[Tuple[int, int, int]]:
-    """conlleval's chunking of a tag sequence, vectorised.
+def chunk_arrays(prefix: np.ndarray, type_id: np.ndarray, seq_start: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """conlleval's chunking of one or many concatenated tag sequences, vectorised.
 
     prefix (np.ndarray): O/B/I/E/S code per token.
     type_id (np.ndarray): entity type per token (-1 for O).
-    RETURNS (List[Tuple[int, int, int]]): (start, end, type_id), end exclusive.
+    seq_start (Optional[np.ndarray]): bool per token, True where a new
+        sequence begins (no chunk crosses it); None for one sequence.
+    RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): starts, ends
+        (exclusive) and type ids of the chunks, in order.
 
     Follows conlleval's startOfChunk/endOfChunk: an I- after O or after another
     type starts a new chunk, as in published CoNLL scores.
     """
     n = len(prefix)
     if n == 0:
-        return []
-    prev_p = np.concatenate([[O], prefix[:-1]])
-    prev_t = np.concatenate([[-1], type_id[:-1]])
-    p, t = prefix, type_id
-    start = (
-        (p == B)
-        | (p == S)
-        | ((prev_p == E) & ((p == E) | (p == I)))
-        | ((prev_p == S) & ((p == E) | (p == I)))
-        | ((prev_p == O) & ((p == E) | (p == I)))
-        | ((p != O) & (prev_t != t))
-    )
-    next_p = np.concatenate([prefix[1:], [O]])
-    next_t = np.concatenate([type_id[1:], [-1]])
-    # end_after[i]: a chunk that covers token i ends after it.
-    end_after = (
-        (p == E)
-        | (p == S)
-        | ((p == B) & ((next_p == B) | (next_p == S) | (next_p == O)))
-        | ((p == I) & ((next_p == B) | (next_p == S) | (next_p == O)))
-        | ((p != O) & (t != next_t))
-    )
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    p = np.asarray(prefix)
+    t = np.asarray(type_id)
+    prev_p = np.empty_like(p)
+    prev_p[0], prev_p[1:] = O, p[:-1]
+    prev_t = np.empty_like(t)
+    prev_t[0], prev_t[1:] = -1, t[:-1]
+    next_p = np.empty_like(p)
+    next_p[-1], next_p[:-1] = O, p[1:]
+    next_t = np.empty_like(t)
+    next_t[-1], next_t[:-1] = -1, t[1:]
+    if seq_start is not None:
+        # Each sequence starts after an O and ends before one.
+        prev_p[seq_start] = O
+        prev_t[seq_start] = -1
+        seq_end = np.empty(n, dtype=bool)
+        seq_end[-1], seq_end[:-1] = True, seq_start[1:]
+        next_p[seq_end] = O
+        next_t[seq_end] = -1
+    inside = p != O
+    cont = (p == E) | (p == I)
+    start = (p == B) | (p == S) | (cont & ((prev_p == E) | (prev_p == S) | (prev_p == O))) | (inside & (prev_t != t))
+    closes = (next_p == B) | (next_p == S) | (next_p == O)
+    end_after = (p == E) | (p == S) | (((p == B) | (p == I)) & closes) | (inside & (t != next_t))
     starts = np.flatnonzero(start)
     ends = np.flatnonzero(end_after)
     last = ends[np.searchsorted(ends, starts)]
-    return [(int(s), int(e) + 1, int(type_id[s])) for s, e in zip(starts, last)]
+    return starts, last + 1, t[starts].astype(np.int64)
+
+
+def chunk_starts_ends(prefix: np.ndarray, type_id: np.ndarray) -> List[Tuple[int, int, int]]:
+    """conlleval's chunking of one tag sequence: (start, end, type_id), end
+    exclusive (see chunk_arrays)."""
+    starts, ends, types = chunk_arrays(prefix, type_id)
+    return [(int(s), int(e), int(c)) for s, e, c in zip(starts, ends, types)]
 
 
 def allowed_transitions(tagset: TagSet) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -211,6 +224,144 @@ def is_valid(tags: np.ndarray, tagset: TagSet) -> bool:
     return bool(first[tags[0]] and last[tags[-1]] and trans[tags[:-1], tags[1:]].all())
 
 
+def invalid_sequences(tags: np.ndarray, seq_id: np.ndarray, seq_start: np.ndarray, n_seqs: int, allowed) -> np.ndarray:
+    """Which of many concatenated tag sequences break the scheme.
+
+    tags, seq_id, seq_start: per token, its tag, its sequence and whether it
+    starts its sequence. allowed: allowed_transitions' (trans, first, last).
+    RETURNS (np.ndarray): bool per sequence.
+    """
+    trans, first, last = allowed
+    bad = np.zeros(n_seqs, dtype=bool)
+    if len(tags) == 0:
+        return bad
+    seq_end = np.empty(len(tags), dtype=bool)
+    seq_end[-1], seq_end[:-1] = True, seq_start[1:]
+    bad[seq_id[seq_start & ~first[tags]]] = True
+    bad[seq_id[seq_end & ~last[tags]]] = True
+    pair_bad = ~trans[tags[:-1], tags[1:]] & ~seq_start[1:]
+    bad[seq_id[1:][pair_bad]] = True
+    return bad
+
+
+def viterbi_batch(log_probs: Sequence[np.ndarray], tagset: TagSet, allowed=None) -> List[np.ndarray]:
+    """viterbi() over many sequences at once: one step over all of them per
+    position, so the Python loop runs as many times as the longest is long."""
+    out = [np.zeros(0, dtype=np.int64) for _ in log_probs]
+    todo = [i for i, lp in enumerate(log_probs) if len(lp)]
+    if not todo:
+        return out
+    trans, first, last = allowed if allowed is not None else allowed_transitions(tagset)
+    n_labels = log_probs[todo[0]].shape[1]
+    lengths = np.array([len(log_probs[i]) for i in todo], dtype=np.int64)
+    n_seq, T = len(todo), int(lengths.max())
+    neg = np.float64(-1e30)
+    lp = np.zeros((n_seq, T, n_labels), dtype=np.float64)
+    for row, i in enumerate(todo):
+        lp[row, : lengths[row]] = log_probs[i]
+    trans_score = np.where(trans, 0.0, neg)
+    score = lp[:, 0] + np.where(first, 0.0, neg)
+    back = np.zeros((n_seq, T, n_labels), dtype=np.int32)
+    cols = np.arange(n_labels)
+    for t in range(1, T):
+        active = lengths > t
+        cand = score[active][:, :, None] + trans_score[None]
+        best = cand.argmax(axis=1)
+        back[active, t] = best
+        score[active] = np.take_along_axis(cand, best[:, None, :], axis=1)[:, 0, cols] + lp[active, t]
+    score = score + np.where(last, 0.0, neg)
+    path = np.zeros((n_seq, T), dtype=np.int64)
+    rows = np.arange(n_seq)
+    path[rows, lengths - 1] = score.argmax(axis=1)
+    for t in range(T - 1, 0, -1):
+        active = lengths > t
+        r = rows[active]
+        path[r, t - 1] = back[r, t, path[r, t]]
+    for row, i in enumerate(todo):
+        out[i] = path[row, : lengths[row]]
+    return out
+
+
+@dataclass
+class EntityArrays:
+    """Entities of many docs as arrays, sorted by doc and start.
+
+    doc: index of the doc; start, end: token offsets in that doc (end
+    exclusive); type_id: index into TagSet.types; score: the confidence.
+    """
+
+    doc: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    type_id: np.ndarray
+    score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.doc)
+
+    def select(self, keep: np.ndarray) -> "EntityArrays":
+        return EntityArrays(self.doc[keep], self.start[keep], self.end[keep], self.type_id[keep], self.score[keep])
+
+
+def decode_buffer(
+    probs: np.ndarray,
+    visible: np.ndarray,
+    doc_offsets: np.ndarray,
+    tagset: TagSet,
+    *,
+    decoding: str = "conlleval",
+) -> Tuple[np.ndarray, EntityArrays]:
+    """decode_tokens over the tokens of many docs at once.
+
+    probs (np.ndarray): (n_tokens, n_labels) probabilities, the docs' tokens
+        concatenated.
+    visible (np.ndarray): bool per token (see decode_tokens).
+    doc_offsets (np.ndarray): (n_docs + 1,) where each doc's tokens start.
+    RETURNS (Tuple[np.ndarray, EntityArrays]): label id per token (-1 for an
+        invisible token) and the entities. Each doc is decoded as its own
+        sequence: the result is the same as decode_tokens doc by doc.
+    """
+    if decoding not in DECODINGS:
+        raise ValueError(
+            Errors.E010.format(value=decoding, setting="decoding", options=", ".join(DECODINGS))
+        )
+    n = probs.shape[0]
+    tags = np.full(n, -1, dtype=np.int64)
+    empty = np.zeros(0, dtype=np.int64)
+    none = EntityArrays(empty, empty, empty, empty, np.zeros(0, dtype=np.float64))
+    seen = np.flatnonzero(visible)
+    if len(seen) == 0:
+        return tags, none
+    n_docs = len(doc_offsets) - 1
+    seq_id = np.searchsorted(doc_offsets, seen, side="right") - 1
+    seq_start = np.empty(len(seen), dtype=bool)
+    seq_start[0], seq_start[1:] = True, seq_id[1:] != seq_id[:-1]
+    p = probs[seen]
+    seq = p.argmax(axis=1)
+    if decoding == "viterbi":
+        allowed = allowed_transitions(tagset)
+        bad = np.flatnonzero(invalid_sequences(seq, seq_id, seq_start, n_docs, allowed))
+        if len(bad):
+            # Only there is the constrained optimum different from the argmax
+            # (which maximises the same sum without constraints).
+            bounds = np.searchsorted(seq_id, np.stack([bad, bad + 1]))
+            with np.errstate(divide="ignore"):
+                lps = [np.log(np.clip(p[a:b], 1e-30, None)) for a, b in zip(*bounds)]
+            for (a, b), path in zip(zip(*bounds), viterbi_batch(lps, tagset, allowed)):
+                seq[a:b] = path
+    tags[seen] = seq
+    starts, ends, types = chunk_arrays(tagset.prefix[seq], tagset.type_id[seq], seq_start)
+    if len(starts) == 0:
+        return tags, none
+    tag_prob = p[np.arange(len(seq)), seq]
+    csum = np.concatenate([[0.0], np.cumsum(tag_prob, dtype=np.float64)])
+    scores = np.clip((csum[ends] - csum[starts]) / (ends - starts), 0.0, 1.0)
+    # Back to token offsets in each doc: from the first visible token to the last.
+    docs = seq_id[starts]
+    base = doc_offsets[docs]
+    return tags, EntityArrays(docs, seen[starts] - base, seen[ends - 1] + 1 - base, types, scores)
+
+
 @dataclass
 class Entity:
     start: int
@@ -241,39 +392,11 @@ def decode_tokens(
         confidence: the mean probability of the chosen tag over the entity's
         visible tokens.
     """
-    if decoding not in DECODINGS:
-        raise ValueError(
-            Errors.E010.format(value=decoding, setting="decoding", options=", ".join(DECODINGS))
-        )
-    n = probs.shape[0]
-    seen = np.flatnonzero(visible)
-    tags = np.full(n, -1, dtype=np.int64)
-    if len(seen) == 0:
-        return tags, []
-    p = probs[seen]
-    seq = p.argmax(axis=1)
-    if decoding == "viterbi" and not is_valid(seq, tagset):
-        # Only then is the constrained optimum different from the argmax
-        # (which maximises the same sum without constraints).
-        with np.errstate(divide="ignore"):
-            seq = viterbi(np.log(np.clip(p, 1e-30, None)), tagset)
-    tags[seen] = seq
-    chunks = chunk_starts_ends(tagset.prefix[seq], tagset.type_id[seq])
-    if not chunks:
-        return tags, []
-    tag_prob = p[np.arange(len(seq)), seq]
-    starts = np.array([c[0] for c in chunks])
-    ends = np.array([c[1] for c in chunks])
-    csum = np.concatenate([[0.0], np.cumsum(tag_prob, dtype=np.float64)])
-    scores = np.clip((csum[ends] - csum[starts]) / (ends - starts), 0.0, 1.0)
-    # Back to token offsets: from the first visible token to the last.
-    tok_starts = seen[starts]
-    tok_ends = seen[ends - 1] + 1
-    ents = [
-        Entity(int(s), int(e), tagset.types[c[2]], float(sc))
-        for s, e, c, sc in zip(tok_starts, tok_ends, chunks, scores)
+    tags, ents = decode_buffer(probs, visible, np.array([0, probs.shape[0]]), tagset, decoding=decoding)
+    return tags, [
+        Entity(int(a), int(b), tagset.types[c], float(sc))
+        for a, b, c, sc in zip(ents.start, ents.end, ents.type_id, ents.score)
     ]
-    return tags, ents
 
 
 def map_labels(

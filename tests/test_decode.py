@@ -9,11 +9,13 @@ from seqeval.metrics.sequence_labeling import get_entities
 from spacy_longner.decode import (
     allowed_transitions,
     chunk_starts_ends,
+    decode_buffer,
     decode_tokens,
     detect_scheme,
     map_labels,
     parse_tagset,
     viterbi,
+    viterbi_batch,
 )
 from spacy_longner.pipe import tag_labels
 
@@ -202,3 +204,48 @@ def test_viterbi_output_is_valid_for_seqeval_strict_mode(scheme, data):
     # The oracle is not vacuous: the plain argmax is often invalid.
     argmax = [tagset.labels[t] for t in probs.argmax(1)]
     assert seqeval_strict_valid(argmax, scheme) == is_valid(probs.argmax(1), tagset)
+
+
+@pytest.mark.parametrize("scheme", ["IOB1", "IOB2", "BIOES", "BILOU"])
+@pytest.mark.parametrize("decoding", ["conlleval", "viterbi"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_buffer_of_docs_decodes_as_each_doc_alone(scheme, decoding, data):
+    # Docs decoded together (one call over the concatenated tokens) give the
+    # same tags and entities as each doc decoded on its own: no entity or
+    # Viterbi path crosses a doc boundary. Docs may be empty or all invisible.
+    labels = tag_labels(["PER", "LOC"], scheme)
+    tagset = parse_tagset(labels, scheme)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    sizes = data.draw(st.lists(st.integers(0, 12), min_size=1, max_size=8))
+    peaked = data.draw(st.floats(0.05, 3))
+    docs = [(rng.dirichlet(np.full(len(labels), peaked), size=n), rng.random(n) > 0.2) for n in sizes]
+    probs = np.concatenate([p for p, _ in docs]).reshape(-1, len(labels))
+    visible = np.concatenate([v for _, v in docs])
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    tags, ents = decode_buffer(probs, visible, offsets, tagset, decoding=decoding)
+    got = list(zip(ents.doc.tolist(), ents.start.tolist(), ents.end.tolist(), [tagset.types[t] for t in ents.type_id], ents.score.tolist()))
+    want = []
+    for i, (p, v) in enumerate(docs):
+        doc_tags, doc_ents = decode_tokens(p, v, tagset, decoding=decoding)
+        np.testing.assert_array_equal(tags[offsets[i] : offsets[i + 1]], doc_tags)
+        want += [(i, e.start, e.end, e.label, e.score) for e in doc_ents]
+    assert [g[:4] for g in got] == [w[:4] for w in want]
+    np.testing.assert_allclose([g[4] for g in got], [w[4] for w in want], rtol=0, atol=1e-9)  # cumsum over the buffer
+
+
+@pytest.mark.parametrize("scheme", ["IOB1", "IOB2", "BIOES", "BILOU"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_batched_viterbi_equals_viterbi_on_each_sequence(scheme, data):
+    labels = tag_labels(["PER", "LOC"], scheme)
+    tagset = parse_tagset(labels, scheme)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    sizes = data.draw(st.lists(st.integers(0, 20), min_size=1, max_size=6))
+    seqs = [np.log(rng.dirichlet(np.full(len(labels), 0.5), size=n)).reshape(n, len(labels)) for n in sizes]
+    for lp, path in zip(seqs, viterbi_batch(seqs, tagset)):
+        assert len(path) == len(lp)
+        if len(lp):
+            single = viterbi(lp, tagset)
+            assert lp[np.arange(len(lp)), path].sum() == pytest.approx(lp[np.arange(len(lp)), single].sum(), rel=1e-12, abs=1e-12)
+            assert is_valid(path, tagset)
