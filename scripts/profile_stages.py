@@ -9,9 +9,12 @@ user runs them:
 - hf_tokenizer: the checkpoint's tokenizer call on the pre-split words
 - encode_other: the rest of encode_docs (token arrays, strings, word_ids)
 - plan_and_batch: window planning (plan_doc) and batching (make_batches)
-- forward: host->device, the forward pass, device->host (model._predict,
+- forward: host->device, the forward pass, device->host (runtime.run_buffer,
   on CUDA synchronised by the copy back)
-- softmax_aggregate, decode (decode_tokens + map_labels), write (set_annotations)
+- softmax_aggregate (align.token_probs over the buffer), decode
+  (decode.decode_buffer over the buffer), write (set_annotations)
+Prefetch is off here (each stage runs where it is timed); pass --prefetch on
+to time the overlapped path as a whole.
 - other: the rest of nlp.pipe (read-ahead, _plan's bookkeeping, heap trim, ...)
 """
 
@@ -25,6 +28,7 @@ import spacy
 from spacy.tokens import DocBin
 
 import spacy_longner.align as align_mod
+import spacy_longner.batching as batching_mod
 import spacy_longner.model as model_mod
 import spacy_longner.pipe as pipe_mod
 
@@ -41,6 +45,18 @@ def timed(name, fn):
     return wrapper
 
 
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor()
+
+
 def texts_of(corpus: Path, kind: str):
     docs = list(DocBin().from_disk(corpus).get_docs(spacy.blank("en").vocab))
     if kind == "sentences":
@@ -55,8 +71,9 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--inputs", nargs="+", default=["sentences", "documents"])
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--prefetch", default="off", choices=["auto", "on", "off"])
     args = parser.parse_args()
-    nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": {"context": "document"}}}})
+    nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": {"context": "document"}, "prefetch": args.prefetch}}})
     ner = nlp.get_pipe("long_ner")
     tokenizer = ner.state.tokenizer
     nlp.tokenizer = timed("spacy_tokenizer", nlp.tokenizer)
@@ -65,17 +82,20 @@ def main() -> None:
     def encode_words(tok, *a, **k):
         return align_mod_encode(timed("hf_tokenizer", tok), *a, **k)
 
-    model_mod.encode_words = encode_words
-    model_mod.encode_docs = timed("encode_docs", model_mod.encode_docs)
-    model_mod.plan_doc = timed("plan", model_mod.plan_doc)
-    model_mod.make_batches = timed("batch", model_mod.make_batches)
-    model_mod._predict = timed("forward", model_mod._predict)
-    pipe_mod.softmax = timed("softmax", pipe_mod.softmax)
-    pipe_mod.aggregate = timed("aggregate", pipe_mod.aggregate)
-    pipe_mod.decode_tokens = timed("decode", pipe_mod.decode_tokens)
-    pipe_mod.map_labels = timed("map_labels", pipe_mod.map_labels)
+    batching_mod.encode_words = encode_words
+    batching_mod.encode_docs = timed("encode_docs", batching_mod.encode_docs)
+    batching_mod.plan_doc = timed("plan", batching_mod.plan_doc)
+    batching_mod.make_batches = timed("batch", batching_mod.make_batches)
+    model_mod.run_buffer = timed("forward", model_mod.run_buffer)
+    pipe_mod.token_probs = timed("softmax_aggregate", pipe_mod.token_probs)
+    pipe_mod.decode_buffer = timed("decode", pipe_mod.decode_buffer)
     ner.set_annotations = timed("write", ner.set_annotations)
-    results = {"pipeline": args.pipeline, "tokenizer": type(tokenizer).__name__, "inputs": {}}
+    import platform
+
+    import torch
+
+    results = {"pipeline": args.pipeline, "tokenizer": type(tokenizer).__name__, "cpu": cpu_model(), "platform": platform.platform(),
+               "torch_threads": torch.get_num_threads(), "prefetch": args.prefetch, "inputs": {}}
     for kind in args.inputs:
         texts = texts_of(args.corpus, kind)
         list(nlp.pipe(texts[:32], batch_size=args.batch_size))
@@ -90,8 +110,8 @@ def main() -> None:
             "encode_other": t.get("encode_docs", 0.0) - t.get("hf_tokenizer", 0.0),
             "plan_and_batch": t.get("plan", 0.0) + t.get("batch", 0.0),
             "forward": t.get("forward", 0.0),
-            "softmax_aggregate": t.get("softmax", 0.0) + t.get("aggregate", 0.0),
-            "decode": t.get("decode", 0.0) + t.get("map_labels", 0.0),
+            "softmax_aggregate": t.get("softmax_aggregate", 0.0),
+            "decode": t.get("decode", 0.0),
             "write": t.get("write", 0.0),
         }
         stages["other"] = total - sum(stages.values())

@@ -116,3 +116,23 @@ def aggregate(
     else:
         raise ValueError(f"unknown aggregation {aggregation!r}")
     return probs, visible
+
+
+def token_probs(
+    logits: np.ndarray, wp_token: np.ndarray, n_tokens: int, aggregation: str = "first"
+) -> "tuple[np.ndarray, np.ndarray]":
+    """Per-token label probabilities from per-wordpiece logits, for the
+    wordpieces of one doc or of many concatenated (wp_token then counts
+    tokens across the docs). As softmax then aggregate, but with "first"
+    only each token's first wordpiece goes through the softmax."""
+    if aggregation == "first":
+        n_labels = logits.shape[1]
+        probs = np.zeros((n_tokens, n_labels), dtype=np.float32)
+        visible = np.zeros(n_tokens, dtype=bool)
+        if len(wp_token):
+            firsts = first_wordpiece(wp_token)
+            tokens = wp_token[firsts]
+            probs[tokens] = softmax(logits[firsts].astype(np.float32))
+            visible[tokens] = True
+        return probs, visible
+    return aggregate(softmax(np.asarray(logits, dtype=np.float32)), wp_token, n_tokens, aggregation)

@@ -159,3 +159,9 @@ class Errors(metaclass=_ErrorsWithCodes):
         "does not share its encoder output. Set [components.{component}] "
         "store_trf_data = true."
     )
+    E024 = (
+        "split_hyphenated_words = false: the '{lang}' tokenizer still splits "
+        "'{probe}' without spaCy's hyphen infix rule, so this setting cannot "
+        "keep hyphenated words whole for this language. Remove the setting, "
+        "or give the pipeline a tokenizer of your own ([nlp.tokenizer])."
+    )

@@ -1,9 +1,11 @@
 """The `long_ner` component: a Hugging Face token-classification checkpoint
 over whole documents, setting `doc.ents` (or a span group).
 
-`predict()` returns plain data (`DocPrediction`); `set_annotations()` writes
-Docs. Alignment, windowing and decoding live in align.py, windows.py and
-decode.py.
+`predict()` returns plain data for a whole buffer of docs
+(`BufferPrediction`: the entities of all docs as arrays); `set_annotations()`
+writes them to the Docs through spaCy's array API (write.py). Alignment,
+windowing, decoding and the stream of buffers live in align.py, windows.py,
+decode.py and stream.py.
 """
 
 import ctypes
@@ -28,11 +30,14 @@ from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from .align import AGGREGATIONS, aggregate, first_wordpiece, softmax
-from .decode import DECODINGS, SCHEMES, Entity, TagSet, decode_tokens, map_labels, parse_tagset, split_label
+from .align import AGGREGATIONS, first_wordpiece, token_probs
+from .decode import DECODINGS, SCHEMES, Entity, EntityArrays, TagSet, decode_buffer, parse_tagset, split_label
 from .errors import Errors, Warnings
 from .listeners import is_listener, make_trf_data, require_spacy_transformers
-from .model import HFState, load_checkpoint, resize_head, save_checkpoint
+from .model import HFState, load_checkpoint, plan_buffer, predict_buffer, resize_head, save_checkpoint
+from .runtime import _resolve_device
+from .stream import prefetch, read_ahead
+from .write import write_ents
 
 TOKEN_PROBS_ATTR = "long_ner_probs"
 TOKEN_LABELS_ATTR = "long_ner_labels"
@@ -61,6 +66,7 @@ pack = 0
 DEFAULT_MODEL = Config().from_str(DEFAULT_CONFIG)["model"]
 
 EXISTING = ("overwrite", "keep", "fill")
+PREFETCH = ("auto", "on", "off")
 OUTPUTS = ("ents", "spans")
 
 
@@ -82,6 +88,7 @@ OUTPUTS = ("ents", "spans")
         "buffer_words": 32768,
         "trim_heap": True,
         "store_trf_data": False,
+        "prefetch": "auto",
         "scorer": {"@scorers": "spacy-longner.scorer.v1"},
     },
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
@@ -105,6 +112,7 @@ def make_long_ner(
     buffer_words: int,
     trim_heap: bool,
     store_trf_data: bool,
+    prefetch: Literal["auto", "on", "off"],
     scorer: Optional[Callable],
 ) -> "LongNER":
     return LongNER(
@@ -125,6 +133,7 @@ def make_long_ner(
         buffer_words=buffer_words,
         trim_heap=trim_heap,
         store_trf_data=store_trf_data,
+        prefetch=prefetch,
         scorer=scorer,
     )
 
@@ -167,6 +176,38 @@ class DocPrediction:
     trf_data: Optional[object] = None
 
 
+@dataclass
+class BufferPrediction:
+    """What `predict()` returns for a list of docs: the entities of all of
+    them as arrays (after label mapping; `entities.type_id` indexes
+    `labels`), and per doc its token probabilities and TransformerData where
+    asked for. `len()` and indexing give each doc's `DocPrediction`."""
+
+    n_docs: int
+    entities: EntityArrays
+    labels: List[str]
+    token_probs: Optional[List[np.ndarray]] = None
+    trf_data: Optional[List[object]] = None
+
+    def __len__(self) -> int:
+        return self.n_docs
+
+    def doc_bounds(self) -> np.ndarray:
+        """Where each doc's entities start in `entities`, and the end."""
+        return np.searchsorted(self.entities.doc, np.arange(self.n_docs + 1))
+
+    def __getitem__(self, i: int) -> DocPrediction:
+        if not 0 <= i < self.n_docs:
+            raise IndexError(i)
+        a, b = self.doc_bounds()[i : i + 2]
+        e = self.entities
+        ents = [Entity(int(s), int(t), self.labels[c], float(sc))
+                for s, t, c, sc in zip(e.start[a:b], e.end[a:b], e.type_id[a:b], e.score[a:b])]
+        probs = self.token_probs[i] if self.token_probs is not None else None
+        trf = self.trf_data[i] if self.trf_data is not None else None
+        return DocPrediction(ents, probs, trf)
+
+
 class LongNER(TrainablePipe):
     """Named entities from a Hugging Face token-classification model run over
     whole documents."""
@@ -191,6 +232,7 @@ class LongNER(TrainablePipe):
         buffer_words: int = 32768,
         trim_heap: bool = True,
         store_trf_data: bool = False,
+        prefetch: str = "auto",
         scorer: Optional[Callable] = score_long_ner,
     ) -> None:
         for setting, value, options in (
@@ -200,6 +242,7 @@ class LongNER(TrainablePipe):
             ("output", output, OUTPUTS),
             ("existing_ents", existing_ents, EXISTING),
             ("loss_on", loss_on, ("first", "all")),
+            ("prefetch", prefetch, PREFETCH),
         ):
             if value not in options:
                 raise ValueError(Errors.E010.format(value=value, setting=f"[components.{name}] {setting}", options=", ".join(options)))
@@ -225,6 +268,7 @@ class LongNER(TrainablePipe):
             "buffer_words": buffer_words,
             "trim_heap": bool(trim_heap),
             "store_trf_data": bool(store_trf_data),
+            "prefetch": prefetch,
         }
         if store_trf_data:
             require_spacy_transformers(name)
@@ -297,69 +341,114 @@ class LongNER(TrainablePipe):
         at `batch_size` docs keeps nlp.pipe's memory bound and yields docs at
         the pace they are computed (spaCy's `benchmark speed` times each
         slice of `batch_size` docs). With `buffer_words = 0`, buffers are
-        `batch_size` docs.
+        `batch_size` docs. With prefetch on, a thread reads and plans the
+        next buffer while the model runs on this one (stream.py); the
+        results are the same, in the same order.
 
         If predicting a buffer fails, its docs are retried one by one, so
         that only the docs that fail on their own reach spaCy's error handler
         (which raises by default; an error handler that ignores errors drops
         those docs only, not the whole buffer)."""
         error_handler = self.get_error_handler()
-        for docs in read_ahead(stream, self.cfg["buffer_words"], batch_size):
+        buffers = read_ahead(stream, self.cfg["buffer_words"], batch_size)
+        if self._prefetching():
+            model = self.model
+            self.state  # load the checkpoint here, not in the thread
+            planned_buffers = prefetch(buffers, lambda docs: plan_buffer(model, docs))
+        else:
+            planned_buffers = ((docs, None) for docs in buffers)
+        for docs, planned in planned_buffers:
             try:
-                preds = self.predict(docs)
+                preds = self.predict(docs, planned=planned)
             except Exception as e:
                 if len(docs) == 1:
                     error_handler(self.name, self, docs, e)
                     continue
-                docs, preds = self._predict_each(docs, error_handler)
-            try:
-                self.set_annotations(docs, preds)
-            except Exception as e:
-                error_handler(self.name, self, docs, e)
-                continue
+                docs = self._annotate_each(docs, error_handler)
+            else:
+                try:
+                    self.set_annotations(docs, preds)
+                except Exception as e:
+                    error_handler(self.name, self, docs, e)
+                    continue
             if self.cfg["trim_heap"]:
                 release_free_heap()
             yield from docs
 
-    def _predict_each(self, docs: List[Doc], error_handler: Callable) -> "tuple[List[Doc], List[DocPrediction]]":
-        kept, preds = [], []
+    def _prefetching(self) -> bool:
+        """prefetch "auto": on where the model runs on a CUDA device (the CPU
+        is free while the GPU computes), off on CPU, where the forward pass
+        already uses every core (docs/PERFORMANCE.md has both measured)."""
+        setting = self.cfg["prefetch"]
+        if setting != "auto":
+            return setting == "on"
+        return _resolve_device(self.model).type == "cuda"
+
+    def _annotate_each(self, docs: List[Doc], error_handler: Callable) -> List[Doc]:
+        kept = []
         for doc in docs:
             try:
-                preds.extend(self.predict([doc]))
+                self.set_annotations([doc], self.predict([doc]))
                 kept.append(doc)
             except Exception as e:
                 error_handler(self.name, self, [doc], e)
-        return kept, preds
+        return kept
 
-    def predict(self, docs: Iterable[Doc]) -> List[DocPrediction]:
+    def predict(self, docs: Iterable[Doc], *, planned=None) -> BufferPrediction:
+        """Entities for a list of docs, computed for all of them at once: one
+        softmax and aggregation over all their wordpieces, one decoding over
+        all their tokens (each doc its own sequence), label mapping on
+        arrays. `planned`: the docs' PlannedBuffer, where it was made ahead."""
         docs = list(docs)
-        if not docs:
-            return []
         tagset = self.tagset
-        outputs = self.model.predict(docs)
-        preds = []
-        for out in outputs:
-            probs_wp = softmax(np.asarray(out.logits, dtype=np.float32))
-            probs, visible = aggregate(probs_wp, out.wp_token, out.n_tokens, self.cfg["aggregation"])
-            _, ents = decode_tokens(probs, visible, tagset, decoding=self.cfg["decoding"])
-            ents = map_labels(ents, self.cfg["label_map"], self.cfg["ignore_labels"])
-            trf_data = self._trf_data(out) if self.cfg["store_trf_data"] else None
-            preds.append(DocPrediction(ents, probs if self.cfg["token_probs"] else None, trf_data))
-        return preds
+        labels, keep_type = self._label_table(tagset)
+        out = predict_buffer(self.model, docs, planned)
+        encs = out.encs
+        doc_offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+        doc_offsets[1:] = np.cumsum([enc.n_tokens for enc in encs])
+        wp_token = np.concatenate([np.zeros(0, np.int64)] + [enc.wp_token + off for enc, off in zip(encs, doc_offsets[:-1])])
+        probs, visible = token_probs(out.logits, wp_token, int(doc_offsets[-1]), self.cfg["aggregation"])
+        _, ents = decode_buffer(probs, visible, doc_offsets, tagset, decoding=self.cfg["decoding"])
+        if not keep_type.all():
+            ents = ents.select(keep_type[ents.type_id])
+        per_doc_probs = np.split(probs, doc_offsets[1:-1]) if self.cfg["token_probs"] else None
+        trf_data = [self._trf_data(o) for o in out.split()] if self.cfg["store_trf_data"] else None
+        return BufferPrediction(len(docs), ents, labels, per_doc_probs, trf_data)
 
-    def set_annotations(self, docs: Iterable[Doc], preds: List[DocPrediction]) -> None:
+    def _label_table(self, tagset: TagSet) -> "tuple[List[str], np.ndarray]":
+        """The label of each entity type after label_map, and which types
+        are kept (ignore_labels names types before mapping)."""
+        label_map, ignored = self.cfg["label_map"], set(self.cfg["ignore_labels"])
+        labels = [label_map.get(t, t) for t in tagset.types]
+        keep = np.array([t not in ignored for t in tagset.types], dtype=bool)
+        return labels, keep
+
+    def set_annotations(self, docs: Iterable[Doc], preds: BufferPrediction) -> None:
+        docs = list(docs)
         output, key, existing = self.cfg["output"], self.cfg["spans_key"], self.cfg["existing_ents"]
-        for doc, pred in zip(docs, preds):
-            spans = [Span(doc, e.start, e.end, label=e.label) for e in pred.entities]
-            scores = [e.score for e in pred.entities]
+        # Label strings go into the docs' own StringStore (a doc may come
+        # with another Vocab than the pipeline's).
+        for vocab in {id(d.vocab): d.vocab for d in docs}.values():
+            hashes = np.array([vocab.strings.add(label) for label in preds.labels], dtype=np.uint64)
+        if not docs:
+            return
+        ents = preds.entities
+        bounds = preds.doc_bounds()
+        for i, doc in enumerate(docs):
+            a, b = bounds[i], bounds[i + 1]
+            starts, ends, types, scores = ents.start[a:b], ents.end[a:b], ents.type_id[a:b], ents.score[a:b]
             if output == "ents":
-                spans, scores = _write_ents(doc, spans, scores, existing)
-            doc.spans[key] = SpanGroup(doc, name=key, attrs={"scores": scores}, spans=spans)
-            if pred.token_probs is not None:
-                doc._.set(TOKEN_PROBS_ATTR, pred.token_probs)
+                written = write_ents(doc, starts, ends, hashes[types], existing)
+                if not written.all():
+                    starts, ends, types, scores = starts[written], ends[written], types[written], scores[written]
+            label_hashes = hashes[types].tolist()
+            spans = [Span(doc, s, e, label=h) for s, e, h in zip(starts.tolist(), ends.tolist(), label_hashes)]
+            doc.spans[key] = SpanGroup(doc, name=key, attrs={"scores": scores.tolist()}, spans=spans)
+            if preds.token_probs is not None:
+                doc._.set(TOKEN_PROBS_ATTR, preds.token_probs[i])
                 doc._.set(TOKEN_LABELS_ATTR, self.model_labels)
-            if pred.trf_data is not None:
-                doc._.trf_data = pred.trf_data
+            if preds.trf_data is not None:
+                doc._.trf_data = preds.trf_data[i]
 
     def _trf_data(self, out):
         hidden = out.hidden
@@ -664,22 +753,6 @@ def _malloc_trim() -> Optional[Callable[[int], int]]:
     return None
 
 
-def read_ahead(stream: Iterable[Doc], buffer_words: int, batch_size: int) -> Iterator[List[Doc]]:
-    """Consecutive lists of docs from `stream`: each closed once it holds
-    `buffer_words` tokens or `batch_size` docs, whichever comes first
-    (`batch_size` docs only, when buffer_words is 0)."""
-    buf: List[Doc] = []
-    words = 0
-    for doc in stream:
-        buf.append(doc)
-        words += len(doc)
-        if len(buf) >= max(1, batch_size) or 0 < buffer_words <= words:
-            yield buf
-            buf, words = [], 0
-    if buf:
-        yield buf
-
-
 def entity_scores(doc: Doc, spans_key: str = "long_ner") -> List[Optional[float]]:
     """The confidence of each entity in `doc.ents`, in order (None for an
     entity long_ner did not write, e.g. one kept from an EntityRuler)."""
@@ -688,22 +761,6 @@ def entity_scores(doc: Doc, spans_key: str = "long_ner") -> List[Optional[float]
     if group is not None:
         scores = {(s.start, s.end, s.label_): sc for s, sc in zip(group, group.attrs.get("scores", []))}
     return [scores.get((e.start, e.end, e.label_)) for e in doc.ents]
-
-
-def _write_ents(doc: Doc, spans: List[Span], scores: List[float], existing: str):
-    """Write predicted entities to doc.ents; return those actually written."""
-    if existing == "overwrite" or not doc.ents:
-        doc.set_ents(spans, default="outside")
-        return spans, scores
-    if existing == "keep":
-        return [], []
-    taken = np.zeros(len(doc), dtype=bool)
-    for ent in doc.ents:
-        taken[ent.start : ent.end] = True
-    keep = [i for i, s in enumerate(spans) if not taken[s.start : s.end].any()]
-    new = [spans[i] for i in keep]
-    doc.set_ents(new, default="unmodified")
-    return new, [scores[i] for i in keep]
 
 
 def tag_labels(types: Sequence[str], scheme: str) -> List[str]:

@@ -65,7 +65,7 @@ def make_nlp(path, **model_cfg):
     import spacy
 
     nlp = spacy.blank("en")
-    cfg = {k: v for k, v in model_cfg.items() if k in ("aggregation", "decoding", "label_map", "ignore_labels", "output", "spans_key", "existing_ents", "token_probs", "scheme", "buffer_words", "max_grad_norm")}
+    cfg = {k: v for k, v in model_cfg.items() if k in ("aggregation", "decoding", "label_map", "ignore_labels", "output", "spans_key", "existing_ents", "token_probs", "scheme", "buffer_words", "max_grad_norm", "prefetch", "trim_heap")}
     model = {k: v for k, v in model_cfg.items() if k not in cfg}
     nlp.add_pipe("long_ner", config={"model": {"name": str(path), **model}, **cfg})
     return nlp

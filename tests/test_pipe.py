@@ -447,10 +447,10 @@ def test_a_failing_doc_in_a_buffer_reaches_the_error_handler_alone(checkpoints):
     pipe = nlp.get_pipe("long_ner")
     real_predict = pipe.predict
 
-    def predict(docs):
+    def predict(docs, **kwargs):
         if any("BOOM" in d.text for d in docs):
             raise RuntimeError("BOOM")
-        return real_predict(docs)
+        return real_predict(docs, **kwargs)
 
     pipe.predict = predict
     with pytest.raises(RuntimeError, match="BOOM"):

@@ -1,0 +1,219 @@
+"""Checkpoint I/O: load a Hugging Face token-classification checkpoint and
+its tokenizer, resolve window and stride against it, save it, and resize its
+classification head. Remote code is never trusted."""
+
+import re
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from thinc.api import Model, PyTorchShim
+
+from .errors import Errors
+
+# Model types whose position ids start after the padding index.
+_PADDING_OFFSET_TYPES = {"roberta", "longformer", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text"}
+_GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
+
+
+class HFState:
+    """What `load_checkpoint` puts in `model.attrs["state"]`: the torch model,
+    its tokenizer and the settings resolved against them."""
+
+    def __init__(self, hf_model, tokenizer, *, source: str, has_head: bool, max_len: int, prefix: List[int], suffix: List[int], window: int, stride: int, global_attention: str):
+        self.hf_model = hf_model
+        self.tokenizer = tokenizer
+        self.source = source
+        self.has_head = has_head
+        self.max_len = max_len
+        self.prefix = prefix
+        self.suffix = suffix
+        self.window = window
+        self.stride = stride
+        self.global_attention = global_attention
+        # Longformer needs sequence lengths that are a multiple of its
+        # attention window; padding here spares it a copy (and a log line).
+        aw = getattr(hf_model.config, "attention_window", None) if hf_model.config.model_type == "longformer" else None
+        self.pad_multiple = max(aw, default=1) if isinstance(aw, (list, tuple)) else int(aw or 1)
+        self.shim: Optional[PyTorchShim] = None
+        self.quantized = None
+        self.warned_no_sents = False
+        self.warned_fork = False
+        self.predicted_in_pid: Optional[int] = None
+
+    @property
+    def labels(self) -> List[str]:
+        cfg = self.hf_model.config
+        return [cfg.id2label[i] for i in range(cfg.num_labels)]
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad) if pad is not None else 0
+
+
+def resolve_source(name: str, component: str) -> Tuple[str, bool]:
+    """(source, is_local) for the `name` setting; a missing local path is an error."""
+    if not name:
+        raise ValueError(Errors.E001.format(component=component))
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path), True
+    looks_local = name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
+    if looks_local:
+        raise ValueError(Errors.E002.format(path=name, component=component))
+    return name, False
+
+
+def special_tokens(tokenizer) -> Tuple[List[int], List[int]]:
+    """The ids the tokenizer puts before and after a single sequence of
+    pre-split words: the wordpieces that its `word_ids()` marks as no word
+    (the tokenizer's public API in transformers 4 and 5, for every family)."""
+    enc = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True, return_attention_mask=False, return_token_type_ids=False)
+    ids = list(enc["input_ids"])
+    content = [i for i, w in enumerate(enc.word_ids()) if w is not None]
+    if not content:
+        return [], []
+    return ids[: content[0]], ids[content[-1] + 1 :]
+
+
+def max_model_length(config, tokenizer) -> int:
+    """Most wordpieces (special tokens included) the checkpoint takes."""
+    limits = []
+    mpe = getattr(config, "max_position_embeddings", None)
+    if mpe:
+        offset = 0
+        if config.model_type in _PADDING_OFFSET_TYPES:
+            offset = (config.pad_token_id or 0) + 1
+        limits.append(int(mpe) - offset)
+    tml = getattr(tokenizer, "model_max_length", None)
+    if tml and tml < 1_000_000:
+        limits.append(int(tml))
+    return min(limits) if limits else 512
+
+
+def _load_tokenizer(source: str, local: bool):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, use_fast=True)
+    if getattr(tokenizer, "add_prefix_space", None) is False:
+        # Byte-level BPE (RoBERTa, Longformer) needs this for pre-split words.
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, local_files_only=local, use_fast=True, add_prefix_space=True
+        )
+    return tokenizer
+
+
+def load_checkpoint(model: Model, source: str, *, component: str = "long_ner", allow_no_head: bool = False, local: Optional[bool] = None, safetensors_only: bool = False) -> HFState:
+    """Load a checkpoint into the model and resolve window/stride against it.
+    Remote code is never trusted (`trust_remote_code` stays off).
+
+    source (str): folder or hub id. A missing local folder raises E002.
+    allow_no_head (bool): accept a bare encoder (a head is built later from
+        training data, see `resize_head`).
+    safetensors_only (bool): refuse pickled weights (pipeline folders).
+    """
+    from transformers import AutoModelForTokenClassification
+
+    if local is None:
+        source, local = resolve_source(source, component)
+    try:
+        tokenizer = _load_tokenizer(source, local)
+        hf_model, info = AutoModelForTokenClassification.from_pretrained(
+            source, local_files_only=local, output_loading_info=True, use_safetensors=True if safetensors_only else None
+        )
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(Errors.E003.format(path=source, component=component, reason=e)) from e
+    hf_model.eval()
+    missing = [k for k in info.get("missing_keys", []) if "classifier" in k or "score" in k]
+    labels = [hf_model.config.id2label[i] for i in range(hf_model.config.num_labels)]
+    generic = all(_GENERIC_LABEL.match(str(lab)) for lab in labels)
+    has_head = not missing and not generic
+    if not has_head and not allow_no_head:
+        raise ValueError(Errors.E004.format(path=source, labels=labels))
+    max_len = max_model_length(hf_model.config, tokenizer)
+    prefix, suffix = special_tokens(tokenizer)
+    max_window = max_len - len(prefix) - len(suffix)
+    window = model.attrs["window"]
+    if window is None:
+        window = max_window
+    elif window > max_window:
+        raise ValueError(
+            Errors.E005.format(window=window, component=component, max_window=max_window, max_len=max_len, n_special=len(prefix) + len(suffix))
+        )
+    stride = model.attrs["stride"]
+    if stride is None:
+        from .windows import default_stride
+
+        stride = default_stride(window)
+    if not 0 <= stride < window:
+        raise ValueError(Errors.E006.format(stride=stride, window=window, component=component))
+    context_size = model.attrs["context_size"]
+    if model.attrs["context"] == "sentence_context" and not 0 <= context_size < window:
+        raise ValueError(Errors.E015.format(context_size=context_size, window=window, component=component))
+    global_attention = model.attrs["global_attention"]
+    if global_attention == "auto":
+        global_attention = getattr(hf_model.config, "longner_global_attention", "none")
+    if hf_model.config.model_type != "longformer":
+        global_attention = "none"
+    state = HFState(
+        hf_model,
+        tokenizer,
+        source=source,
+        has_head=has_head,
+        max_len=max_len,
+        prefix=prefix,
+        suffix=suffix,
+        window=window,
+        stride=stride,
+        global_attention=global_attention,
+    )
+    model.attrs["state"] = state
+    return state
+
+
+def save_checkpoint(state: HFState, path: Path) -> None:
+    """Write weights (safetensors), HF config and tokenizer files to `path`."""
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = state.hf_model.config
+    cfg.longner_global_attention = state.global_attention
+    state.hf_model.save_pretrained(str(path), safe_serialization=True)
+    state.tokenizer.save_pretrained(str(path))
+
+
+def find_classifier(hf_model):
+    import torch
+
+    head = getattr(hf_model, "classifier", None)
+    if isinstance(head, torch.nn.Linear):
+        return head
+    return None
+
+
+def resize_head(state: HFState, labels: Sequence[str]) -> None:
+    """Give the model a classification head for `labels`. Rows of labels the
+    current head already has are kept; new rows are freshly initialised."""
+    import torch
+
+    hf_model = state.hf_model
+    head = find_classifier(hf_model)
+    if head is None:
+        raise ValueError(Errors.E011.format(model_type=hf_model.config.model_type, n=len(labels)))
+    old = state.labels if state.has_head else []
+    new_head = torch.nn.Linear(head.in_features, len(labels), device=head.weight.device, dtype=head.weight.dtype)
+    std = getattr(hf_model.config, "initializer_range", 0.02)
+    with torch.no_grad():
+        new_head.weight.normal_(0.0, std)
+        new_head.bias.zero_()
+        for i, lab in enumerate(labels):
+            if lab in old:
+                j = old.index(lab)
+                new_head.weight[i] = head.weight[j]
+                new_head.bias[i] = head.bias[j]
+    hf_model.classifier = new_head
+    hf_model.num_labels = len(labels)
+    hf_model.config.num_labels = len(labels)
+    hf_model.config.id2label = {i: lab for i, lab in enumerate(labels)}
+    hf_model.config.label2id = {lab: i for i, lab in enumerate(labels)}
+    state.has_head = True
+    state.shim = None
+    state.quantized = None

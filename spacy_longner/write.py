@@ -1,0 +1,62 @@
+"""Writing entities to Docs through spaCy's array API.
+
+One `Doc.from_array([ENT_IOB, ENT_TYPE], ...)` call per doc writes all its
+entities: no Token objects, and no Span objects for doc.ents (the span group
+still needs one Span per entity).
+"""
+
+from typing import Tuple
+
+import numpy as np
+from spacy.attrs import ENT_IOB, ENT_TYPE
+from spacy.tokens import Doc
+
+# spaCy's Token.iob_strings(): ("", "I", "O", "B")
+IOB_MISSING, IOB_I, IOB_O, IOB_B = 0, 1, 2, 3
+
+
+def write_ents(doc: Doc, starts: np.ndarray, ends: np.ndarray, label_hashes: np.ndarray, existing: str) -> np.ndarray:
+    """Write predicted entities (token offsets, end exclusive, sorted and
+    non-overlapping) to doc.ents; return a bool mask of those written.
+
+    existing: "overwrite" (doc.ents becomes the prediction: every other token
+    is O), "keep" (a doc that has entities keeps them and gets none), "fill"
+    (entities are added where they overlap none of the doc's; its other
+    tokens keep their annotation). A doc without entities gets the
+    prediction in every mode, as with `Doc.set_ents(default="outside")`.
+    """
+    n = len(doc)
+    written = np.ones(len(starts), dtype=bool)
+    if existing == "overwrite":
+        current = None
+    else:
+        current = doc.to_array([ENT_IOB, ENT_TYPE]).astype(np.uint64)
+        in_ent = (current[:, 0] == IOB_B) | (current[:, 0] == IOB_I)
+        if not in_ent.any():
+            current = None
+        elif existing == "keep":
+            return np.zeros(len(starts), dtype=bool)
+        else:
+            taken = np.concatenate([[0], np.cumsum(in_ent)])
+            written = taken[ends] == taken[starts]
+            starts, ends, label_hashes = starts[written], ends[written], label_hashes[written]
+    if current is None:
+        current = np.zeros((n, 2), dtype=np.uint64)
+        current[:, 0] = IOB_O
+    idx, owner = entity_token_index(starts, ends)
+    current[idx, 0] = IOB_I
+    current[starts, 0] = IOB_B
+    current[idx, 1] = label_hashes[owner]
+    doc.from_array([ENT_IOB, ENT_TYPE], current)
+    return written
+
+
+def entity_token_index(starts: np.ndarray, ends: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The token indices covered by the entities, and for each the entity it
+    belongs to."""
+    lengths = (ends - starts).astype(np.int64)
+    total = int(lengths.sum())
+    owner = np.repeat(np.arange(len(starts)), lengths)
+    first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    idx = starts.astype(np.int64)[owner] + (np.arange(total, dtype=np.int64) - first[owner])
+    return idx, owner
