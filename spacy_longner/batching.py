@@ -115,11 +115,22 @@ class PlannedBuffer:
     batches: the forward batches.
     gather: (n_wp_total,) for each wordpiece of the docs, in doc order, its
         row in the concatenated content rows of the batches' outputs.
+    n_prefix: special tokens before the content in each window.
+    rows: (n_wp_total,) for each wordpiece of the docs, in doc order, its
+        row in the batches' outputs flattened to (b * T) rows and
+        concatenated: one index_select on the device gathers every doc's
+        wordpieces, with no boolean masks (which synchronise a GPU).
     """
 
     encs: List[DocEncoding]
     batches: List["_Batch"]
     gather: np.ndarray
+    n_prefix: int
+    rows: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            self.rows = output_rows(self.batches, self.gather, self.n_prefix)
 
     @property
     def wp_lengths(self) -> List[int]:
@@ -152,6 +163,23 @@ def plan_buffer(model: Model, docs: Sequence[Doc]) -> PlannedBuffer:
         if enc.n_wp:
             pos = np.arange(enc.n_wp, dtype=np.int64)
             gathers.append(offsets[base + plan.owner] + (pos - plan.starts[plan.owner]))
-    return PlannedBuffer(encs, batches, np.concatenate(gathers))
+    return PlannedBuffer(encs, batches, np.concatenate(gathers), len(state.prefix))
+
+
+def output_rows(batches: Sequence["_Batch"], gather: np.ndarray, n_prefix: int) -> np.ndarray:
+    """See PlannedBuffer.rows."""
+    content = []
+    base = 0
+    for batch in batches:
+        b, T = batch.input_ids.shape
+        lengths = batch.lengths.astype(np.int64)
+        row_start = base + np.arange(b, dtype=np.int64) * T + n_prefix
+        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        owner = np.repeat(np.arange(b), lengths)
+        content.append(row_start[owner] + (np.arange(int(lengths.sum()), dtype=np.int64) - first[owner]))
+        base += b * T
+    if not content:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate(content)[gather]
 
 

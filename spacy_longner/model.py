@@ -51,7 +51,7 @@ from .errors import Errors
 from .runtime import (  # noqa: F401
     _autocast,
     _batch_inputs,
-    _content,
+    gather_rows,
     cpu_has_bf16,
     fork_safe_threads,
     quantized_linears,
@@ -211,12 +211,10 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
     n_labels = state.hf_model.config.num_labels
     planned = plan_buffer(model, docs)
     encs, batches = planned.encs, planned.batches
-    import torch
 
     if not batches:
         empty = [DocLogits(model.ops.alloc2f(0, n_labels), enc.wp_token, enc.n_tokens) for enc in encs]
         return empty, lambda d: []
-    n_prefix = len(state.prefix)
     shim = _get_shim(model, state)
     state.quantized = None
     device = shim.device
@@ -227,8 +225,8 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
         for batch in batches:
             out, bp = shim(ArgsKwargs(args=(), kwargs=_batch_inputs(state, batch, device)), is_train=True)
             backprop_shim = backprop_shim or bp
-            parts.append(_content(out.logits, batch, n_prefix))
-    flat = torch.cat(parts)[torch.as_tensor(planned.gather, device=device)]
+            parts.append(out.logits)
+    flat = gather_rows(parts, planned, device)
     flat_xp = torch2xp(flat.detach().float())
     splits = model.ops.xp.split(flat_xp, np.cumsum(planned.wp_lengths)[:-1].tolist())
     outputs = [DocLogits(s, enc.wp_token, enc.n_tokens) for s, enc in zip(splits, encs)]

@@ -8,7 +8,7 @@ import warnings
 from typing import Optional, Set
 
 import numpy as np
-from thinc.api import CupyOps, Model, get_current_ops, xp2torch
+from thinc.api import CupyOps, Model, get_current_ops
 
 from .batching import PlannedBuffer, _Batch
 from .checkpoint import HFState, find_classifier
@@ -54,10 +54,22 @@ def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def to_device(array: np.ndarray, device):
+    """A host array on the device: on CUDA through pinned memory, copied
+    without blocking the host (the copy is ordered before the kernels that
+    read it on the same stream)."""
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def _batch_inputs(state: HFState, batch: _Batch, device):
     kwargs = {
-        "input_ids": xp2torch(batch.input_ids, device=device),
-        "attention_mask": xp2torch(batch.attention_mask, device=device),
+        "input_ids": to_device(batch.input_ids, device),
+        "attention_mask": to_device(batch.attention_mask, device),
     }
     if state.global_attention == "first":
         import torch
@@ -68,15 +80,13 @@ def _batch_inputs(state: HFState, batch: _Batch, device):
     return kwargs
 
 
-def _content(logits, batch: _Batch, n_prefix: int):
-    """Content rows of a batch's (b, T, L) logits, row by row."""
+def gather_rows(outputs, planned: PlannedBuffer, device):
+    """Each doc wordpiece's row of the batches' (b, T, width) outputs, in doc
+    order, with one index_select (autograd passes through it in training)."""
     import torch
 
-    T = logits.shape[1]
-    pos = torch.arange(T, device=logits.device)[None, :]
-    lengths = torch.as_tensor(batch.lengths, device=logits.device)[:, None]
-    mask = (pos >= n_prefix) & (pos < n_prefix + lengths)
-    return logits[mask]
+    flat = torch.cat([o.reshape(-1, o.shape[-1]) for o in outputs])
+    return flat.index_select(0, to_device(planned.rows, device))
 
 
 def run_buffer(model: Model, state: HFState, planned: PlannedBuffer) -> "tuple[np.ndarray, Optional[np.ndarray]]":
@@ -86,7 +96,6 @@ def run_buffer(model: Model, state: HFState, planned: PlannedBuffer) -> "tuple[n
     per buffer, not one per batch or doc."""
     import torch
 
-    n_prefix = len(state.prefix)
     device = _resolve_device(model)
     hf = state.hf_model
     if next(hf.parameters()).device != device:
@@ -101,12 +110,12 @@ def run_buffer(model: Model, state: HFState, planned: PlannedBuffer) -> "tuple[n
     with torch.inference_mode(), _autocast(device, precision):
         for batch in planned.batches:
             out = hf(**_batch_inputs(state, batch, device), output_hidden_states=want_hidden)
-            parts.append(_content(out.logits, batch, n_prefix).float())
+            parts.append(out.logits)
             if want_hidden:
-                hidden_parts.append(_content(out.hidden_states[-1], batch, n_prefix).float())
-        gather = torch.as_tensor(planned.gather, device=device)
-        logits = torch.cat(parts)[gather].cpu().numpy()
-        hidden = torch.cat(hidden_parts)[gather].cpu().numpy() if want_hidden else None
+                hidden_parts.append(out.hidden_states[-1])
+        # The one device -> host copy of the buffer.
+        logits = gather_rows(parts, planned, device).float().cpu().numpy()
+        hidden = gather_rows(hidden_parts, planned, device).float().cpu().numpy() if want_hidden else None
     return logits, hidden
 
 

@@ -112,7 +112,7 @@ def training_text(conll_dir: Path = CONLL_DIR) -> List[str]:
     return lines
 
 
-def _train_tokenizer(kind: str, lines: Sequence[str]):
+def _train_tokenizer(kind: str, lines: Sequence[str], vocab_size: int = 600):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     if kind == "bert":
@@ -120,7 +120,7 @@ def _train_tokenizer(kind: str, lines: Sequence[str]):
         tok.normalizer = normalizers.BertNormalizer(lowercase=False)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        tok.train_from_iterator(lines, trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials))
+        tok.train_from_iterator(lines, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
             special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
@@ -139,7 +139,7 @@ def _train_tokenizer(kind: str, lines: Sequence[str]):
         ])
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
-        tok.train_from_iterator(lines, trainers.UnigramTrainer(vocab_size=600, special_tokens=specials, unk_token="<unk>"))
+        tok.train_from_iterator(lines, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>"))
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
             special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
@@ -157,7 +157,7 @@ def _train_tokenizer(kind: str, lines: Sequence[str]):
         specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
         tok.train_from_iterator(
             lines,
-            trainers.BpeTrainer(vocab_size=700, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+            trainers.BpeTrainer(vocab_size=vocab_size + 100, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
         )
         tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
         tok.decoder = decoders.ByteLevel()
@@ -178,23 +178,30 @@ def build_checkpoint(
     context_free: bool = False,
     seed: int = 0,
     head: bool = True,
+    hidden_size: int = 32,
+    vocab_size: int = 600,
+    o_bias: float = 0.0,
 ) -> Path:
     """Save a tiny random token-classification checkpoint of `kind` to `path`.
 
     context_free: no transformer layers and zeroed position/token-type
         embeddings, so each wordpiece's logits depend on that wordpiece only.
     head: False saves a bare encoder (AutoModel, no classifier).
+    hidden_size, vocab_size: the width (feed-forward 2x as wide) and the
+        tokenizer's vocabulary; o_bias: added to the head's bias for "O", so
+        that a speed benchmark's random model finds about as many entities as
+        a trained one.
     """
     import torch
     from transformers import AlbertConfig, AutoModel, AutoModelForTokenClassification, BertConfig, LongformerConfig
 
     torch.manual_seed(seed)
-    tokenizer = _train_tokenizer(kind, training_text())
+    tokenizer = _train_tokenizer(kind, training_text(), vocab_size)
     # Longformer can't run with no layers (its padding reads the per-layer
     # attention windows): it gets one layer whose attention output is zeroed.
     n_layers = (1 if kind == "longformer" else 0) if context_free else 2
-    common = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=n_layers, num_attention_heads=2,
-                  intermediate_size=64, pad_token_id=tokenizer.pad_token_id)
+    common = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=n_layers, num_attention_heads=2,
+                  intermediate_size=2 * hidden_size, pad_token_id=tokenizer.pad_token_id)
     if labels is not None:
         common.update(id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)})
     if kind == "bert":
@@ -217,6 +224,8 @@ def build_checkpoint(
             # Well-separated logits, so argmax is stable under float noise.
             model.classifier.weight.normal_(0.0, 1.0)
             model.classifier.bias.normal_(0.0, 1.0)
+            if labels is not None and "O" in labels:
+                model.classifier.bias[list(labels).index("O")] += o_bias
     model.eval()
     model.save_pretrained(str(path), safe_serialization=True)
     tokenizer.save_pretrained(str(path))
@@ -232,9 +241,23 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--kind", default="bert", choices=["bert", "albert", "longformer"])
     parser.add_argument("--no-head", action="store_true", help="a bare encoder, no classifier")
+    parser.add_argument("--hidden-size", type=int, default=32)
+    parser.add_argument("--vocab-size", type=int, default=600)
+    parser.add_argument("--o-bias", type=float, default=0.0, help="added to the head's bias for O")
+    parser.add_argument("--pipeline", type=Path, default=None,
+                        help="also save a spaCy pipeline (blank English + long_ner on the checkpoint) here")
     args = parser.parse_args()
-    build_checkpoint(args.output, args.kind, None if args.no_head else IOB2_LABELS, head=not args.no_head)
+    build_checkpoint(args.output, args.kind, None if args.no_head else IOB2_LABELS, head=not args.no_head,
+                     hidden_size=args.hidden_size, vocab_size=args.vocab_size, o_bias=args.o_bias)
     print(f"saved a tiny {args.kind} checkpoint to {args.output}")
+    if args.pipeline is not None:
+        import spacy
+
+        nlp = spacy.blank("en")
+        nlp.add_pipe("long_ner", config={"model": {"name": str(args.output)}})
+        nlp.initialize()
+        nlp.to_disk(args.pipeline)
+        print(f"saved a pipeline with long_ner on it to {args.pipeline}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import spacy
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
@@ -429,3 +430,42 @@ def test_reader_retokenize_trains_on_the_pipelines_own_tokens(tmp_path):
     assert sents[0].get_aligned_ner()[-2:] == [None, None]  # the context after the sentence: no gold
     plain = list(create_corpus_reader(tmp_path / "c.spacy")(nlp))
     assert [t.text for t in plain[0].predicted] == words
+
+
+def test_bf16_training_on_a_cpu_with_bf16_autocasts_and_learns(checkpoints):
+    from spacy_longner.model import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no bf16 instructions (AVX512-BF16 or AMX)")
+    import warnings
+
+    vocab = spacy.blank("en").vocab
+    rng = np.random.default_rng(1)
+    docs = []
+    for _ in range(20):
+        words, ents = [], []
+        for _ in range(8):
+            kind = rng.integers(0, 3)
+            if kind == 0:
+                words, ents = words + ["Peter", "Blackburn"], ents + ["B-PER", "I-PER"]
+            elif kind == 1:
+                words, ents = words + ["Brussels"], ents + ["B-LOC"]
+            else:
+                words, ents = words + [str(rng.choice(["said", "on", "the", "went", "to"]))], ents + ["O"]
+        docs.append(Doc(vocab, words=words, ents=ents))
+    nlp = spacy.blank("en", vocab=vocab)
+    nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert")), "precision": "bf16"}})
+    examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in docs]
+    opt = nlp.initialize(lambda: examples)
+    opt.learn_rate = 0.003
+    head = nlp.get_pipe("long_ner").state.hf_model.classifier
+    seen = []
+    hook = head.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no W002, no thinc/torch autocast warning
+        for _ in range(80):
+            nlp.update(examples, sgd=opt)
+    hook.remove()
+    assert seen and all(d == torch.bfloat16 for d in seen)  # the training forward ran in bf16
+    assert next(head.parameters()).dtype == torch.float32  # weights stay fp32 (mixed precision)
+    assert nlp.evaluate(examples)["ents_f"] >= 0.9
