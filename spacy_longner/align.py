@@ -7,6 +7,7 @@ tokens are not sent; tokens that come back with no wordpiece are invisible to
 the model (their tag is O).
 """
 
+import itertools
 from dataclasses import dataclass
 from typing import List, Sequence
 
@@ -55,12 +56,21 @@ def encode_words(tokenizer, docs_words: Sequence[Sequence[str]], docs_token_inde
         return_token_type_ids=False,
         verbose=False,
     )
-    for row, i in enumerate(todo):
-        ids = np.asarray(enc["input_ids"][row], dtype=np.int64)
-        word_ids = np.fromiter(
-            (w for w in enc.word_ids(row)), dtype=np.int64, count=len(ids)
-        )
-        out[i] = DocEncoding(ids, np.asarray(docs_token_index[i], dtype=np.int64)[word_ids], n_tokens[i])
+    # All rows at once: flat ids and word ids, mapped to spaCy tokens with
+    # one take over the docs' concatenated token indices, then split.
+    rows = enc["input_ids"]
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    total = int(lengths.sum())
+    flat_ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=total)
+    word_rows = [enc.word_ids(row) for row in range(len(rows))]
+    flat_words = np.fromiter(itertools.chain.from_iterable(word_rows), dtype=np.int64, count=total)
+    n_words = np.array([len(docs_words[i]) for i in todo], dtype=np.int64)
+    word_base = np.concatenate([[0], np.cumsum(n_words)[:-1]]).astype(np.int64)
+    token_index = np.concatenate([np.asarray(docs_token_index[i], dtype=np.int64) for i in todo])
+    flat_tokens = token_index[flat_words + np.repeat(word_base, lengths)]
+    cuts = np.cumsum(lengths)[:-1]
+    for i, ids, tokens in zip(todo, np.split(flat_ids, cuts), np.split(flat_tokens, cuts)):
+        out[i] = DocEncoding(ids, tokens, n_tokens[i])
     return out
 
 

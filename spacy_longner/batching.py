@@ -35,7 +35,8 @@ def encode_docs(state: HFState, docs: Sequence[Doc]) -> List[DocEncoding]:
         words.append([strings[h] for h in orth])
         index.append(idx)
         n_tokens.append(len(doc))
-    return encode_words(state.tokenizer, words, index, n_tokens)
+    with state.tokenizer_lock:
+        return encode_words(state.tokenizer, words, index, n_tokens)
 
 
 def sentence_starts_wp(doc: Doc, enc: DocEncoding) -> np.ndarray:

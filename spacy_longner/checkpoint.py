@@ -3,6 +3,7 @@ its tokenizer, resolve window and stride against it, save it, and resize its
 classification head. Remote code is never trusted."""
 
 import re
+import threading
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -39,6 +40,18 @@ class HFState:
         self.warned_no_sents = False
         self.warned_fork = False
         self.predicted_in_pid: Optional[int] = None
+        # One tokenizer call at a time: with prefetch, a thread plans ahead
+        # while the main thread may plan a failed buffer's docs one by one.
+        self.tokenizer_lock = threading.Lock()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["tokenizer_lock"]
+        return state
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
+        self.tokenizer_lock = threading.Lock()
 
     @property
     def labels(self) -> List[str]:

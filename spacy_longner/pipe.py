@@ -37,7 +37,7 @@ from .listeners import is_listener, make_trf_data, require_spacy_transformers
 from .model import HFState, load_checkpoint, plan_buffer, predict_buffer, resize_head, save_checkpoint
 from .runtime import _resolve_device
 from .stream import prefetch, read_ahead
-from .write import write_ents
+from .write import ENT_ATTRS, ent_rows, write_ents
 
 TOKEN_PROBS_ATTR = "long_ner_probs"
 TOKEN_LABELS_ATTR = "long_ner_labels"
@@ -425,25 +425,45 @@ class LongNER(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], preds: BufferPrediction) -> None:
         docs = list(docs)
-        output, key, existing = self.cfg["output"], self.cfg["spans_key"], self.cfg["existing_ents"]
-        # Label strings go into the docs' own StringStore (a doc may come
-        # with another Vocab than the pipeline's).
-        for vocab in {id(d.vocab): d.vocab for d in docs}.values():
-            hashes = np.array([vocab.strings.add(label) for label in preds.labels], dtype=np.uint64)
         if not docs:
             return
+        output, key, existing = self.cfg["output"], self.cfg["spans_key"], self.cfg["existing_ents"]
+        # Label strings go into the docs' own StringStore (a doc may come
+        # with another Vocab than the pipeline's); hashes are the same in all.
+        for vocab in {id(d.vocab): d.vocab for d in docs}.values():
+            hashes = np.array([vocab.strings.add(label) for label in preds.labels], dtype=np.uint64)
         ents = preds.entities
         bounds = preds.doc_bounds()
+        # Whole-buffer arrays, sliced per doc: with "overwrite" each doc's
+        # entities are one from_array call on its slice of the buffer's
+        # ENT_IOB/ENT_TYPE rows.
+        lengths = [len(doc) for doc in docs]
+        doc_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        label_hashes = hashes[ents.type_id]
+        rows = None
+        if output == "ents" and existing == "overwrite":
+            rows = ent_rows(doc_offsets, ents.doc, ents.start, ents.end, label_hashes)
+        starts_l, ends_l, hashes_l, scores_l = ents.start.tolist(), ents.end.tolist(), label_hashes.tolist(), ents.score.tolist()
         for i, doc in enumerate(docs):
-            a, b = bounds[i], bounds[i + 1]
-            starts, ends, types, scores = ents.start[a:b], ents.end[a:b], ents.type_id[a:b], ents.score[a:b]
-            if output == "ents":
-                written = write_ents(doc, starts, ends, hashes[types], existing)
-                if not written.all():
-                    starts, ends, types, scores = starts[written], ends[written], types[written], scores[written]
-            label_hashes = hashes[types].tolist()
-            spans = [Span(doc, s, e, label=h) for s, e, h in zip(starts.tolist(), ends.tolist(), label_hashes)]
-            doc.spans[key] = SpanGroup(doc, name=key, attrs={"scores": scores.tolist()}, spans=spans)
+            a, b = int(bounds[i]), int(bounds[i + 1])
+            if rows is not None:
+                if lengths[i]:
+                    doc.from_array(ENT_ATTRS, rows[doc_offsets[i] : doc_offsets[i + 1]])
+                keep = None
+            elif output == "ents":
+                written = write_ents(doc, ents.start[a:b], ents.end[a:b], label_hashes[a:b], existing)
+                keep = None if written.all() else written
+            else:
+                keep = None
+            if a == b:
+                spans, scores = [], []
+            else:
+                spans = [Span(doc, s, e, label=h) for s, e, h in zip(starts_l[a:b], ends_l[a:b], hashes_l[a:b])]
+                scores = scores_l[a:b]
+                if keep is not None:
+                    spans = [sp for sp, k in zip(spans, keep) if k]
+                    scores = [sc for sc, k in zip(scores, keep) if k]
+            doc.spans[key] = SpanGroup(doc, name=key, attrs={"scores": scores}, spans=spans)
             if preds.token_probs is not None:
                 doc._.set(TOKEN_PROBS_ATTR, preds.token_probs[i])
                 doc._.set(TOKEN_LABELS_ATTR, self.model_labels)

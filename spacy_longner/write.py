@@ -13,6 +13,23 @@ from spacy.tokens import Doc
 
 # spaCy's Token.iob_strings(): ("", "I", "O", "B")
 IOB_MISSING, IOB_I, IOB_O, IOB_B = 0, 1, 2, 3
+ENT_ATTRS = [ENT_IOB, ENT_TYPE]
+
+
+def ent_rows(doc_offsets: np.ndarray, doc: np.ndarray, starts: np.ndarray, ends: np.ndarray, label_hashes: np.ndarray) -> np.ndarray:
+    """(n_tokens, 2) uint64 ENT_IOB/ENT_TYPE rows for the tokens of many docs
+    (their offsets in `doc_offsets`), every token O but the entities'.
+    Slicing a doc's rows and `doc.from_array(ENT_ATTRS, rows)` writes its
+    entities as `Doc.set_ents(spans, default="outside")` does."""
+    rows = np.zeros((int(doc_offsets[-1]), 2), dtype=np.uint64)
+    rows[:, 0] = IOB_O
+    base = doc_offsets[doc] if len(doc) else np.zeros(0, dtype=np.int64)
+    g_starts = starts + base
+    idx, owner = entity_token_index(g_starts, ends + base)
+    rows[idx, 0] = IOB_I
+    rows[g_starts, 0] = IOB_B
+    rows[idx, 1] = label_hashes[owner]
+    return rows
 
 
 def write_ents(doc: Doc, starts: np.ndarray, ends: np.ndarray, label_hashes: np.ndarray, existing: str) -> np.ndarray:
@@ -47,7 +64,7 @@ def write_ents(doc: Doc, starts: np.ndarray, ends: np.ndarray, label_hashes: np.
     current[idx, 0] = IOB_I
     current[starts, 0] = IOB_B
     current[idx, 1] = label_hashes[owner]
-    doc.from_array([ENT_IOB, ENT_TYPE], current)
+    doc.from_array(ENT_ATTRS, current)
     return written
 
 

@@ -187,3 +187,16 @@ def test_predict_returns_the_buffer_and_per_doc_views(checkpoints):
         assert view.token_probs.shape[0] == len(doc)
     with pytest.raises(IndexError):
         preds[len(docs)]
+
+
+def test_the_loaded_state_copies_with_a_fresh_tokenizer_lock(checkpoints):
+    import copy
+    import pickle
+
+    nlp = make_nlp(checkpoints("bert"))
+    state = nlp.get_pipe("long_ner").state
+    for clone in (copy.deepcopy(state), pickle.loads(pickle.dumps(state))):
+        assert clone.tokenizer_lock is not state.tokenizer_lock
+        assert clone.tokenizer_lock.acquire(blocking=False)
+        clone.tokenizer_lock.release()
+        assert clone.labels == state.labels
