@@ -82,7 +82,7 @@ def load_long_ner(pipeline: str, args):
     if args.gpu:
         spacy.require_gpu()
     model = {"context": "document", "precision": args.precision, "wordpiece_budget": args.wordpiece_budget,
-             "window": args.window or None}
+             "window": args.window or None, "stride": None if args.stride < 0 else args.stride}
     names = spacy.util.load_config(Path(pipeline) / "config.cfg")["nlp"]["pipeline"]
     return spacy.load(pipeline, exclude=[n for n in names if n != "long_ner"],
                       config={"components": {"long_ner": {"model": model, "prefetch": args.prefetch}}})
@@ -256,6 +256,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000, help="nlp.pipe batch_size (spaCy's default); long_ner reads ahead at most this many docs")
     parser.add_argument("--wordpiece-budget", type=int, default=8192, help="padded wordpieces per forward batch (long_ner and floor)")
     parser.add_argument("--window", type=int, default=0, help="long_ner window (0: the model's maximum, as the floor's chunks)")
+    parser.add_argument("--stride", type=int, default=-1, help="long_ner stride (-1: its default, window // 8; 0: no overlap, the floor's chunks)")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--prefetch", default="auto", choices=["auto", "on", "off"], help="long_ner's prefetch setting")
     parser.add_argument("--repeat", type=int, default=1, help="timed passes per system and input, each in a fresh process; the best is reported, all are kept")
@@ -270,7 +271,7 @@ def main() -> None:
         print("RESULT " + json.dumps(result))
         return
     base = [__file__, args.pipeline, str(args.corpus), str(args.output), "--precision", args.precision,
-            "--batch-size", str(args.batch_size), "--prefetch", args.prefetch, "--wordpiece-budget", str(args.wordpiece_budget), "--window", str(args.window), "--limit", str(args.limit),
+            "--batch-size", str(args.batch_size), "--prefetch", args.prefetch, "--wordpiece-budget", str(args.wordpiece_budget), "--window", str(args.window), "--stride", str(args.stride), "--limit", str(args.limit),
             "--memory-docs", str(args.memory_docs)] + (["--gpu"] if args.gpu else [])
 
     def worker(system: str, kind: str) -> Dict:
@@ -286,7 +287,8 @@ def main() -> None:
     import torch
 
     device = torch.cuda.get_device_name(0) if args.gpu else f"CPU {cpu_model()} ({os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads)"
-    results: Dict = {"device": device, "platform": platform.platform(), "pipeline": args.pipeline, "precision": args.precision, "runs": {}}
+    results: Dict = {"device": device, "platform": platform.platform(), "pipeline": args.pipeline, "precision": args.precision,
+                     "long_ner_stride": "default (window // 8)" if args.stride < 0 else args.stride, "prefetch": args.prefetch, "runs": {}}
     for kind in args.inputs:
         results["runs"][kind] = {}
         for system in args.systems:
