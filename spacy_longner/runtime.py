@@ -45,9 +45,10 @@ def _autocast(device, precision: str):
 
 @functools.cache
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), where
-    bf16 matrix products run at about twice the fp32 rate. Without it, torch
-    emulates bf16, slower than fp32."""
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX). Without
+    them torch emulates bf16, slower than fp32. With them it depends on the
+    CPU: MiniLM predicted 2.4x faster than fp32 on an AMD EPYC, but 0.6x on
+    an Intel Xeon with AVX512-BF16 and no AMX (docs/PERFORMANCE.md)."""
     import torch
 
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")

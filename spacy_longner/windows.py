@@ -49,8 +49,8 @@ def sliding_windows(n: int, window: int, stride: int, offset: int = 0) -> Window
             np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
         )
     if n <= window:
-        starts = np.array([0], dtype=np.int64)
-        size = n
+        # One window (every sentence, most short documents): it owns all.
+        return WindowPlan(np.array([offset], np.int64), np.array([n + offset], np.int64), np.zeros(n, np.int64))
     else:
         step = window - stride
         k = -(-(n - window) // step) + 1
