@@ -27,15 +27,18 @@ def main() -> None:
     parser.add_argument("corpus", type=Path)
     parser.add_argument("output", type=Path)
     parser.add_argument("--batches", type=int, default=30, help="spacy benchmark speed --batches (at least 30)")
+    parser.add_argument("--batch-size", type=int, default=0, help="docs per batch, both ways (0: the pipeline's [nlp] batch_size)")
     args = parser.parse_args()
     nlp = spacy.load(args.model)
+    if args.batch_size:
+        nlp.batch_size = args.batch_size
     docs = [eg.predicted for eg in Corpus(args.corpus)(nlp)]
     list(nlp.pipe([d.copy() for d in docs[: nlp.batch_size]], batch_size=nlp.batch_size))
     start = time.perf_counter()
     n_words = sum(len(d) for d in nlp.pipe([d.copy() for d in docs], batch_size=nlp.batch_size))
     pipe_wps = n_words / (time.perf_counter() - start)
     out = subprocess.run([sys.executable, "-m", "spacy", "benchmark", "speed", args.model, str(args.corpus),
-                          "--batches", str(args.batches), "--warmup", "1"], capture_output=True, text=True)
+                          "--batches", str(args.batches), "--warmup", "1", "--batch-size", str(nlp.batch_size)], capture_output=True, text=True)
     match = re.search(r"Mean: ([\d.]+) words/s", out.stdout)
     if out.returncode != 0 or not match:
         sys.exit(f"spacy benchmark speed failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
