@@ -55,18 +55,6 @@ def load_inputs(corpus: Path, kind: str, limit: int = 0) -> List[List[str]]:
     return out[:limit] if limit else out
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor()
-
-
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -285,6 +273,8 @@ def main() -> None:
     import platform
 
     import torch
+
+    from spacy_longner.runtime import cpu_model
 
     device = torch.cuda.get_device_name(0) if args.gpu else f"CPU {cpu_model()} ({os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads)"
     results: Dict = {"device": device, "platform": platform.platform(), "pipeline": args.pipeline, "precision": args.precision,

@@ -31,6 +31,7 @@ import spacy_longner.align as align_mod
 import spacy_longner.batching as batching_mod
 import spacy_longner.model as model_mod
 import spacy_longner.pipe as pipe_mod
+from spacy_longner.runtime import cpu_model
 
 TIMES = defaultdict(float)
 
@@ -43,18 +44,6 @@ def timed(name, fn):
         finally:
             TIMES[name] += time.perf_counter() - start
     return wrapper
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor()
 
 
 def texts_of(corpus: Path, kind: str):

@@ -19,18 +19,6 @@ import time
 from pathlib import Path
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor()
-
-
 def run(args) -> dict:
     import torch
     from spacy import util
@@ -83,7 +71,7 @@ def main() -> None:
         return
     import torch
 
-    from spacy_longner.model import cpu_has_bf16
+    from spacy_longner.runtime import cpu_has_bf16, cpu_model
 
     results = {"cpu": cpu_model(), "cpu_has_bf16": cpu_has_bf16(), "torch": torch.__version__, "config": str(args.config), "runs": {}}
     for precision in args.precisions:

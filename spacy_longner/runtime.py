@@ -55,6 +55,20 @@ def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (for benchmark records), as /proc/cpuinfo gives it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor()
+
+
 def to_device(array: np.ndarray, device):
     """A host array on the device: on CUDA through pinned memory, copied
     without blocking the host (the copy is ordered before the kernels that

@@ -73,3 +73,39 @@ def make_nlp(path, **model_cfg):
 
 def ents_of(doc):
     return [(e.start, e.end, e.label_) for e in doc.ents]
+
+
+def person_place_docs(vocab, n_docs=20, seed=1):
+    """Small training docs with gold entities: "Peter Blackburn" (PER),
+    "Brussels" (LOC) and filler words, in random order."""
+    import numpy as np
+    from spacy.tokens import Doc
+
+    rng = np.random.default_rng(seed)
+    docs = []
+    for _ in range(n_docs):
+        words, ents = [], []
+        for _ in range(8):
+            kind = rng.integers(0, 3)
+            if kind == 0:
+                words, ents = words + ["Peter", "Blackburn"], ents + ["B-PER", "I-PER"]
+            elif kind == 1:
+                words, ents = words + ["Brussels"], ents + ["B-LOC"]
+            else:
+                words, ents = words + [str(rng.choice(["said", "on", "the", "went", "to"]))], ents + ["O"]
+        docs.append(Doc(vocab, words=words, ents=ents))
+    return docs
+
+
+def fail_on(pipe, marker):
+    """Make the component's predict() raise for any batch holding a doc
+    whose text contains `marker`."""
+    real_predict = pipe.predict
+
+    def predict(docs, **kwargs):
+        if any(marker in d.text for d in docs):
+            raise RuntimeError(marker)
+        return real_predict(docs, **kwargs)
+
+    pipe.predict = predict
+

@@ -14,7 +14,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import ignore_error
 
-from conftest import ents_of, make_nlp
+from conftest import ents_of, fail_on, make_nlp
 from spacy_longner.stream import prefetch, read_ahead
 from spacy_longner.write import write_ents
 
@@ -159,14 +159,7 @@ def test_prefetch_keeps_error_handling_per_doc(checkpoints):
     # a doc that fails in long_ner itself reaches the handler alone
     nlp.remove_pipe("boom_before_long_ner")
     pipe = nlp.get_pipe("long_ner")
-    real_predict = pipe.predict
-
-    def predict(docs, **kwargs):
-        if any("BOOM" in d.text for d in docs):
-            raise RuntimeError("BOOM")
-        return real_predict(docs, **kwargs)
-
-    pipe.predict = predict
+    fail_on(pipe, "BOOM")
     out = list(nlp.pipe(texts, batch_size=4))
     assert [d.text for d in out] == RAW_TEXTS[:7] * 2
     assert [ents_of(d) for d in out] == expected

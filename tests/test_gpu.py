@@ -11,7 +11,7 @@ import torch
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from conftest import ents_of, make_nlp
+from conftest import ents_of, make_nlp, person_place_docs
 
 
 SAMPLE_TEXTS = ["Peter Blackburn reports from Brussels that the European Commission met German officials on Thursday.",
@@ -77,23 +77,7 @@ def test_half_precision_inference_agrees_with_fp32(checkpoints, precision):
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_training_on_gpu_learns(checkpoints, gpu_ops, precision):
     # A small synthetic set: a lent GPU machine has no CoNLL data.
-    vocab = spacy.blank("en").vocab
-    rng = np.random.default_rng(1)
-    docs = []
-    for _ in range(20):
-        words, ents = [], []
-        for _ in range(8):
-            kind = rng.integers(0, 3)
-            if kind == 0:
-                words += ["Peter", "Blackburn"]
-                ents += ["B-PER", "I-PER"]
-            elif kind == 1:
-                words += ["Brussels"]
-                ents += ["B-LOC"]
-            else:
-                words += [str(rng.choice(["said", "on", "the", "went", "to"]))]
-                ents += ["O"]
-        docs.append(Doc(vocab, words=words, ents=ents))
+    docs = person_place_docs(spacy.blank("en").vocab)
     nlp = spacy.blank("en", vocab=docs[0].vocab)
     nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert")), "precision": precision}})
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in docs]

@@ -11,7 +11,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from spacy.tokens import Doc, Span
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from conftest import BILOU_LABELS, IOB2_LABELS, ents_of, make_nlp, real_conll_sentences
+from conftest import BILOU_LABELS, IOB2_LABELS, ents_of, fail_on, make_nlp, real_conll_sentences
 
 
 def reference_spans(path, words_list):
@@ -445,14 +445,7 @@ def test_a_failing_doc_in_a_buffer_reaches_the_error_handler_alone(checkpoints):
     expected = [ents_of(d) for d in make_nlp(path).pipe(SAMPLE_TEXTS + SAMPLE_TEXTS)]
     nlp = make_nlp(path)
     pipe = nlp.get_pipe("long_ner")
-    real_predict = pipe.predict
-
-    def predict(docs, **kwargs):
-        if any("BOOM" in d.text for d in docs):
-            raise RuntimeError("BOOM")
-        return real_predict(docs, **kwargs)
-
-    pipe.predict = predict
+    fail_on(pipe, "BOOM")
     with pytest.raises(RuntimeError, match="BOOM"):
         list(nlp.pipe(texts))
     nlp.set_error_handler(ignore_error)

@@ -9,6 +9,7 @@ import torch
 import spacy
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
+from conftest import person_place_docs
 
 from spacy_longner.conll import ConllDoc, to_docs
 from spacy_longner.testing import synthetic_conll_sentences
@@ -440,19 +441,7 @@ def test_bf16_training_on_a_cpu_with_bf16_autocasts_and_learns(checkpoints):
     import warnings
 
     vocab = spacy.blank("en").vocab
-    rng = np.random.default_rng(1)
-    docs = []
-    for _ in range(20):
-        words, ents = [], []
-        for _ in range(8):
-            kind = rng.integers(0, 3)
-            if kind == 0:
-                words, ents = words + ["Peter", "Blackburn"], ents + ["B-PER", "I-PER"]
-            elif kind == 1:
-                words, ents = words + ["Brussels"], ents + ["B-LOC"]
-            else:
-                words, ents = words + [str(rng.choice(["said", "on", "the", "went", "to"]))], ents + ["O"]
-        docs.append(Doc(vocab, words=words, ents=ents))
+    docs = person_place_docs(vocab)
     nlp = spacy.blank("en", vocab=vocab)
     nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert")), "precision": "bf16"}})
     examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in docs]
