@@ -6,8 +6,10 @@ Each stage's function is wrapped with a wall-clock timer (inclusive times;
 nested stages are subtracted), then the texts run through `nlp.pipe` as a
 user runs them:
 - spacy_tokenizer: nlp.make_doc
-- hf_tokenizer: the checkpoint's tokenizer call on the pre-split words
-- encode_other: the rest of encode_docs (token arrays, strings, word_ids)
+- hf_tokenizer: the checkpoint's tokenizer on words not yet in the wordpiece
+  cache (align.WordpieceCache._add: the call, its word_ids, the cache update)
+- encode_other: the rest of encode_docs (token arrays, cache lookups, the
+  ragged gather of each word's wordpieces)
 - plan_and_batch: window planning (plan_doc) and batching (make_batches)
 - forward: host->device, the forward pass, device->host (runtime.run_buffer,
   on CUDA synchronised by the copy back)
@@ -66,12 +68,7 @@ def main() -> None:
     ner = nlp.get_pipe("long_ner")
     tokenizer = ner.state.tokenizer
     nlp.tokenizer = timed("spacy_tokenizer", nlp.tokenizer)
-    align_mod_encode = align_mod.encode_words
-
-    def encode_words(tok, *a, **k):
-        return align_mod_encode(timed("hf_tokenizer", tok), *a, **k)
-
-    batching_mod.encode_words = encode_words
+    align_mod.WordpieceCache._add = timed("hf_tokenizer", align_mod.WordpieceCache._add)
     batching_mod.encode_docs = timed("encode_docs", batching_mod.encode_docs)
     batching_mod.plan_doc = timed("plan", batching_mod.plan_doc)
     batching_mod.make_batches = timed("batch", batching_mod.make_batches)

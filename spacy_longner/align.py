@@ -2,14 +2,14 @@
 
 spaCy tokens go to the Hugging Face tokenizer as pre-split words
 (`is_split_into_words=True`), the way HF's token-classification scripts feed
-CoNLL data, so the tokenizer's own `word_ids()` is the alignment. Whitespace
+CoNLL data, so the tokenizer's own `word_ids()` is the alignment (through a
+cache of each distinct word's wordpieces, `WordpieceCache`). Whitespace
 tokens are not sent; tokens that come back with no wordpiece are invisible to
 the model (their tag is O).
 """
 
-import itertools
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import Callable, Dict, List
 
 import numpy as np
 
@@ -35,43 +35,92 @@ class DocEncoding:
         return len(self.input_ids)
 
 
-def encode_words(tokenizer, docs_words: Sequence[Sequence[str]], docs_token_index: Sequence[np.ndarray], n_tokens: Sequence[int]) -> List[DocEncoding]:
-    """Tokenize pre-split words of many docs in one tokenizer call.
+class WordpieceCache:
+    """Each distinct word's wordpieces, keyed by its spaCy orth id (the hash
+    of its text), so that the checkpoint's tokenizer sees every distinct word
+    once instead of every occurrence.
 
-    docs_words: per doc, the words sent to the tokenizer.
-    docs_token_index: per doc, the spaCy token index of each word.
-    n_tokens: per doc, its number of spaCy tokens.
+    Exact for Hugging Face fast tokenizers: with pre-split words
+    (`is_split_into_words=True`) the tokenizer normalizes, pre-tokenizes and
+    tokenizes each word on its own, so a word's wordpieces never depend on
+    its neighbours (tests/test_wordpiece_cache.py checks this against whole
+    sequences for the WordPiece, byte-level BPE and SentencePiece families).
+    New words go to the tokenizer in one call per buffer; the cache is
+    emptied when it would pass `max_words` distinct words.
     """
-    out: List[DocEncoding] = [
-        DocEncoding(np.zeros(0, np.int64), np.zeros(0, np.int64), n) for n in n_tokens
-    ]
-    todo = [i for i, words in enumerate(docs_words) if len(words)]
-    if not todo:
-        return out
-    enc = tokenizer(
-        [list(docs_words[i]) for i in todo],
-        is_split_into_words=True,
-        add_special_tokens=False,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-        verbose=False,
-    )
-    # All rows at once: flat ids and word ids, mapped to spaCy tokens with
-    # one take over the docs' concatenated token indices, then split.
-    rows = enc["input_ids"]
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    total = int(lengths.sum())
-    flat_ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=total)
-    word_rows = [enc.word_ids(row) for row in range(len(rows))]
-    flat_words = np.fromiter(itertools.chain.from_iterable(word_rows), dtype=np.int64, count=total)
-    n_words = np.array([len(docs_words[i]) for i in todo], dtype=np.int64)
-    word_base = np.concatenate([[0], np.cumsum(n_words)[:-1]]).astype(np.int64)
-    token_index = np.concatenate([np.asarray(docs_token_index[i], dtype=np.int64) for i in todo])
-    flat_tokens = token_index[flat_words + np.repeat(word_base, lengths)]
-    cuts = np.cumsum(lengths)[:-1]
-    for i, ids, tokens in zip(todo, np.split(flat_ids, cuts), np.split(flat_tokens, cuts)):
-        out[i] = DocEncoding(ids, tokens, n_tokens[i])
-    return out
+
+    def __init__(self, tokenizer, max_words: int = 200_000):
+        self.tokenizer = tokenizer
+        self.max_words = max_words
+        self.clear()
+
+    def clear(self) -> None:
+        self.row_of: Dict[int, int] = {}
+        self.starts = np.zeros(0, dtype=np.int64)
+        self.lengths = np.zeros(0, dtype=np.int64)
+        self.ids = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+    def rows(self, orths: np.ndarray, word_of: Callable[[int], "tuple[str, bool]"]) -> np.ndarray:
+        """The cache row of each orth id, tokenizing the words not yet cached.
+        `word_of` gives (text, skip) for an orth id; a skipped word (spaCy's
+        whitespace tokens) gets no wordpieces and never reaches the
+        tokenizer."""
+        if len(orths) == 0:
+            return np.zeros(0, dtype=np.int64)
+        uniq, inverse = np.unique(orths, return_inverse=True)
+        keys = uniq.tolist()
+        get = self.row_of.get
+        rows = np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            if len(self.row_of) + len(missing) > self.max_words:
+                self.clear()
+                missing = np.arange(len(keys))
+            new_keys = [keys[i] for i in missing]
+            rows[missing] = self._add(new_keys, [word_of(k) for k in new_keys])
+        return rows[inverse.reshape(-1)]
+
+    def _add(self, keys: List[int], words: List["tuple[str, bool]"]) -> np.ndarray:
+        """Tokenize new words in one call, as one sequence of pre-split words;
+        their rows."""
+        sent = [i for i, (_, skip) in enumerate(words) if not skip]
+        lengths = np.zeros(len(words), dtype=np.int64)
+        ids = np.zeros(0, dtype=np.int64)
+        if sent:
+            enc = self.tokenizer(
+                [[words[i][0] for i in sent]],
+                is_split_into_words=True,
+                add_special_tokens=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )
+            ids = np.asarray(enc["input_ids"][0], dtype=np.int64)
+            word_ids = np.fromiter((-1 if w is None else w for w in enc.word_ids(0)), dtype=np.int64, count=len(ids))
+            keep = word_ids >= 0
+            ids, word_ids = ids[keep], word_ids[keep]
+            # Pre-split words come back in order, each word's pieces together.
+            lengths[sent] = np.bincount(word_ids, minlength=len(sent))
+        starts = len(self.ids) + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        first_row = len(self.row_of)
+        self.ids = np.concatenate([self.ids, ids])
+        self.starts = np.concatenate([self.starts, starts])
+        self.lengths = np.concatenate([self.lengths, lengths])
+        self.row_of.update(zip(keys, range(first_row, first_row + len(keys))))
+        return np.arange(first_row, first_row + len(keys), dtype=np.int64)
+
+    def encode(self, orths: np.ndarray, word_of: Callable[[int], "tuple[str, bool]"]) -> "tuple[np.ndarray, np.ndarray]":
+        """(wordpiece ids, number of wordpieces of each word) for a sequence of
+        words given by orth id."""
+        rows = self.rows(orths, word_of)
+        lengths = self.lengths[rows]
+        total = int(lengths.sum())
+        # Ragged gather: each word's run of ids from the flat cache.
+        run_start = np.repeat(self.starts[rows] - (np.cumsum(lengths) - lengths), lengths)
+        return self.ids[run_start + np.arange(total, dtype=np.int64)], lengths
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

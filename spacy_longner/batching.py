@@ -11,7 +11,7 @@ import numpy as np
 from spacy.tokens import Doc
 from thinc.api import Model
 
-from .align import DocEncoding, encode_words
+from .align import DocEncoding
 from .checkpoint import HFState
 from .errors import Warnings
 from .windows import WindowPlan, sentence_windows, sliding_windows
@@ -19,24 +19,45 @@ from .windows import WindowPlan, sentence_windows, sliding_windows
 
 def encode_docs(state: HFState, docs: Sequence[Doc]) -> List[DocEncoding]:
     """The words of each doc (whitespace tokens left out) through the
-    checkpoint's tokenizer. Reads token attributes as arrays: making a Token
-    object per word costs more than the rest of this function."""
-    from spacy.attrs import IS_SPACE, ORTH
+    checkpoint's tokenizer, via the cache of each distinct word's wordpieces
+    (align.WordpieceCache): the whole buffer's tokens are looked up at once by
+    orth id, and only words never seen go to the tokenizer. Reads one array
+    per doc: making a Token object per word costs more than the rest of this
+    function."""
+    from spacy.attrs import ORTH
 
-    words, index, n_tokens = [], [], []
-    for doc in docs:
-        if len(doc) == 0:
-            idx, orth = np.zeros(0, dtype=np.int64), []
-        else:
-            attrs = doc.to_array([ORTH, IS_SPACE])
-            idx = np.flatnonzero(attrs[:, 1] == 0).astype(np.int64)
-            orth = attrs[idx, 0].tolist()
-        strings = doc.vocab.strings
-        words.append([strings[h] for h in orth])
-        index.append(idx)
-        n_tokens.append(len(doc))
+    n_tokens = np.fromiter((len(doc) for doc in docs), dtype=np.int64, count=len(docs))
+    orths = [doc.to_array(ORTH) for doc in docs if len(doc)]
+    all_orths = np.concatenate(orths) if orths else np.zeros(0, dtype=np.uint64)
     with state.tokenizer_lock:
-        return encode_words(state.tokenizer, words, index, n_tokens)
+        ids, lengths = state.wordpieces.encode(all_orths, _word_lookup(docs))
+    # Each wordpiece's token index within its doc.
+    doc_start = np.concatenate([[0], np.cumsum(n_tokens)[:-1]]).astype(np.int64)
+    local = np.arange(len(all_orths), dtype=np.int64) - np.repeat(doc_start, n_tokens)
+    tokens = np.repeat(local, lengths)
+    # A doc's wordpieces end where its last token's do.
+    piece_end = np.concatenate([[0], np.cumsum(lengths)])[np.cumsum(n_tokens)]
+    piece_start = np.concatenate([[0], piece_end[:-1]]).astype(np.int64)
+    return [
+        DocEncoding(ids[s:e], tokens[s:e], int(n))
+        for s, e, n in zip(piece_start.tolist(), piece_end.tolist(), n_tokens.tolist())
+    ]
+
+
+def _word_lookup(docs: Sequence[Doc]):
+    """(text, is whitespace) of an orth id, from the docs' vocabs (one,
+    unless the buffer mixes vocabs). Whitespace tokens are not sent to the
+    checkpoint's tokenizer."""
+    vocabs = list({id(doc.vocab): doc.vocab for doc in docs}.values())
+
+    def lookup(key: int) -> "tuple[str, bool]":
+        for vocab in vocabs:
+            if key in vocab.strings:
+                lex = vocab[key]
+                return lex.orth_, lex.is_space
+        raise KeyError(key)
+
+    return lookup
 
 
 def sentence_starts_wp(doc: Doc, enc: DocEncoding) -> np.ndarray:

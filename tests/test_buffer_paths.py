@@ -193,3 +193,24 @@ def test_the_loaded_state_copies_with_a_fresh_tokenizer_lock(checkpoints):
         assert clone.tokenizer_lock.acquire(blocking=False)
         clone.tokenizer_lock.release()
         assert clone.labels == state.labels
+
+
+def test_loading_a_checkpoint_ends_with_a_full_garbage_collection(checkpoints):
+    import gc
+
+    full = []
+
+    def seen(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            full.append(info)
+
+    gc.callbacks.append(seen)
+    try:
+        nlp = make_nlp(checkpoints("bert"))
+        nlp.get_pipe("long_ner").state  # loads the checkpoint
+        after_load = len(full)
+        nlp("Peter Blackburn went to Brussels .")
+    finally:
+        gc.callbacks.remove(seen)
+    assert after_load >= 1
+    assert len(full) == after_load  # none left for the first doc
