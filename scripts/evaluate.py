@@ -155,10 +155,19 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=5, help="documents in the HTML page")
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument("--no-raw", action="store_true", help="skip the raw-text and spaCy-reader scores")
+    parser.add_argument("--model-setting", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override long_ner's model settings, e.g. context=document cut_at_sentences=false (values as JSON, else strings)")
     args = parser.parse_args()
     if args.gpu_id >= 0:
         spacy.require_gpu(args.gpu_id)
-    nlp = spacy.load(args.model)
+    overrides = {}
+    for item in args.model_setting:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    nlp = spacy.load(args.model, config={"components": {"long_ner": {"model": overrides}}} if overrides else {})
     args.output.mkdir(parents=True, exist_ok=True)
     for split in args.splits:
         path = args.corpus / f"{split}.spacy"

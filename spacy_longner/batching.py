@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import List, Sequence
 
 import numpy as np
+from spacy.strings import hash_string
 from spacy.tokens import Doc
 from thinc.api import Model
 
 from .align import DocEncoding
 from .checkpoint import HFState
 from .errors import Warnings
-from .windows import WindowPlan, sentence_windows, sliding_windows
+from .windows import WindowPlan, sentence_cut_windows, sentence_windows, sliding_windows
 
 
 def encode_docs(state: HFState, docs: Sequence[Doc]) -> List[DocEncoding]:
@@ -68,9 +69,31 @@ def sentence_starts_wp(doc: Doc, enc: DocEncoding) -> np.ndarray:
     return np.searchsorted(enc.wp_token, tok_starts)
 
 
+# Tokens that end a sentence where a doc has no sentence boundaries.
+_SENTENCE_ENDS = np.array([hash_string(t) for t in (".", "!", "?")], dtype=np.uint64)
+
+
+def sentence_cuts_wp(doc: Doc, enc: DocEncoding) -> np.ndarray:
+    """Wordpiece positions where a sentence starts, for cutting a document
+    into windows: the doc's own sentence boundaries where it has them (a
+    sentencizer or parser ran), else the token after each ".", "!" or "?"
+    and after each whitespace token that holds a blank line."""
+    if doc.has_annotation("SENT_START"):
+        return sentence_starts_wp(doc, enc)
+    from spacy.attrs import IS_SPACE, ORTH
+
+    attrs = doc.to_array([ORTH, IS_SPACE])
+    ends = np.isin(attrs[:, 0], _SENTENCE_ENDS)
+    for i in np.flatnonzero(attrs[:, 1]).tolist():
+        ends[i] = doc[i].text.count("\n") >= 2
+    return np.unique(np.searchsorted(enc.wp_token, np.flatnonzero(ends) + 1))
+
+
 def plan_doc(model: Model, state: HFState, doc: Doc, enc: DocEncoding) -> WindowPlan:
     context = model.attrs["context"]
     if context == "document":
+        if enc.n_wp > state.window and model.attrs.get("cut_at_sentences", True):
+            return sentence_cut_windows(enc.n_wp, state.window, state.stride, sentence_cuts_wp(doc, enc))
         return sliding_windows(enc.n_wp, state.window, state.stride)
     if enc.n_wp and not doc.has_annotation("SENT_START") and not state.warned_no_sents:
         # Once per loaded model: the doc is read as one sentence, which is not

@@ -125,6 +125,7 @@ def build_token_classifier(
     wordpiece_budget: int = 8192,
     quantize: Literal["none", "int8", "int8_all"] = "none",
     pack: int = 0,
+    cut_at_sentences: bool = True,
 ) -> Model[List[Doc], List[DocLogits]]:
     """A Hugging Face token-classification checkpoint over windowed documents.
 
@@ -156,6 +157,12 @@ def build_token_classifier(
         with at least `context_size` wordpieces of context on both sides; the
         context is paid once per window instead of once per sentence. 0: one
         sentence a window.
+    cut_at_sentences (bool): "document" only: a document longer than the
+        window is cut where sentences start (the doc's sentence boundaries,
+        else after ".", "!", "?" and blank lines), so windows hold whole
+        sentences and need no overlap; only a sentence longer than the
+        window gets sliding windows over itself. False: sliding windows
+        over the whole document, overlapping by `stride`.
     """
     if window is not None and window <= 0:
         raise ValueError(Errors.E007.format(window=window, component="long_ner"))
@@ -180,6 +187,7 @@ def build_token_classifier(
             "wordpiece_budget": wordpiece_budget,
             "quantize": quantize,
             "pack": pack,
+            "cut_at_sentences": cut_at_sentences,
             "state": None,
         },
     )

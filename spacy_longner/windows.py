@@ -61,6 +61,49 @@ def sliding_windows(n: int, window: int, stride: int, offset: int = 0) -> Window
     return WindowPlan(starts + offset, ends + offset, owner)
 
 
+def sentence_cut_windows(n: int, window: int, stride: int, cuts: np.ndarray) -> WindowPlan:
+    """Windows over a document that end where a sentence starts, so that
+    they need no overlap: `cuts` are the wordpiece positions where sentences
+    start (sorted). Each window holds whole sentences and owns all its
+    wordpieces; the fewest windows are aimed for, cut near even splits of
+    what is left. A sentence longer than the window (no cut within reach)
+    gets `sliding_windows` over itself, overlapping by `stride`. The
+    forward pass then reads each wordpiece once, as the model's own
+    non-overlapping chunks would, where sliding windows over the whole
+    document read the overlaps twice (CoNLL dev documents, MiniLM: 8% more
+    wordpieces)."""
+    cuts = np.asarray(cuts, dtype=np.int64)
+    cuts = cuts[(cuts > 0) & (cuts < n)]
+    if n <= window or len(cuts) == 0:
+        return sliding_windows(n, window, stride)
+    starts, ends, owners = [], [], []
+    s = 0
+    while s < n:
+        if n - s <= window:
+            e = n
+        else:
+            lo = int(np.searchsorted(cuts, s, side="right"))
+            hi = int(np.searchsorted(cuts, s + window, side="right"))
+            if lo == hi:
+                # A sentence longer than the window: slide over it alone.
+                e = int(cuts[hi]) if hi < len(cuts) else n
+                sub = sliding_windows(e - s, window, stride, offset=s)
+                owners.append(sub.owner + len(starts))
+                starts.extend(sub.starts.tolist())
+                ends.extend(sub.ends.tolist())
+                s = e
+                continue
+            k = -(-(n - s) // window)  # fewest windows for the rest
+            target = s + (n - s) / k
+            reach = cuts[lo:hi]
+            e = int(reach[np.argmin(np.abs(reach - target))])
+        owners.append(np.full(e - s, len(starts), dtype=np.int64))
+        starts.append(s)
+        ends.append(e)
+        s = e
+    return WindowPlan(np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), np.concatenate(owners))
+
+
 def nearest_centre(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Index of the window whose centre is nearest to each position (windows
     sorted by start, equal sizes except possibly a single one)."""

@@ -76,10 +76,11 @@ def test_windowed_prediction_equals_whole_document_prediction(checkpoints, kind)
     first = np.flatnonzero((word_ids >= 0) & np.r_[True, word_ids[1:] != word_ids[:-1]])
     tags = [model.config.id2label[int(i)] for i in logits[first].argmax(-1)]
     expected = sorted((s, e + 1, t) for t, s, e in get_entities(tags))
-    for window in (64, None):
-        nlp = make_nlp(path, window=window)
+    # Windows cut where sentences start (after each "."), and sliding windows.
+    for window, cut in ((64, True), (64, False), (None, True)):
+        nlp = make_nlp(path, window=window, cut_at_sentences=cut)
         doc = nlp(Doc(nlp.vocab, words=words))
-        assert sorted(ents_of(doc)) == expected, f"window={window}"
+        assert sorted(ents_of(doc)) == expected, f"window={window} cut_at_sentences={cut}"
     assert len(expected) > 1000
 
 

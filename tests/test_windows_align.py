@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spacy_longner.align import aggregate, first_wordpiece, softmax
-from spacy_longner.windows import default_stride, sentence_windows, sliding_windows
+from spacy_longner.windows import default_stride, sentence_cut_windows, sentence_windows, sliding_windows
 
 
 @settings(max_examples=400, deadline=None)
@@ -175,3 +175,71 @@ def test_sliding_windows_are_few_equal_and_overlap_by_at_least_stride(n, window,
     assert np.all(plan.ends[:-1] - plan.starts[1:] >= stride)
     # Compute: about n + (k - 1) * stride wordpieces, never k full windows unless needed.
     assert sizes.sum() < n + (k - 1) * stride + k
+
+
+@settings(max_examples=300, deadline=None)
+@given(lengths=st.lists(st.integers(1, 80), min_size=1, max_size=40), window=st.integers(8, 120), data=st.data())
+def test_sentence_cut_windows_hold_whole_sentences_and_read_each_wordpiece_once(lengths, window, data):
+    stride = data.draw(st.integers(0, window - 1))
+    cuts = np.cumsum(lengths)[:-1]
+    n = int(sum(lengths))
+    plan = sentence_cut_windows(n, window, stride, cuts)
+    assert len(plan.owner) == n
+    assert plan.starts[0] == 0 and plan.ends[-1] == n
+    assert np.all(plan.ends - plan.starts <= window)
+    assert np.all(plan.starts[1:] <= plan.ends[:-1])  # no gaps
+    pos = np.arange(n)
+    assert np.all((plan.starts[plan.owner] <= pos) & (pos < plan.ends[plan.owner]))
+    assert np.all(np.diff(plan.owner) >= 0)
+    if n <= window:
+        assert plan.n_windows == 1
+        return
+    bounds = set(cuts.tolist()) | {0, n}
+    sent_of = np.repeat(np.arange(len(lengths)), lengths)
+    for k in range(plan.n_windows):
+        a, b = int(plan.starts[k]), int(plan.ends[k])
+        sents = set(sent_of[a:b].tolist())
+        if len(sents) > 1 or (a in bounds and b in bounds):
+            # A window over several sentences starts and ends at sentence starts.
+            assert a in bounds and b in bounds
+            assert np.all(plan.owner[a:b] == k)
+        else:
+            # Only a sentence longer than the window is slid over.
+            assert lengths[sents.pop()] > window
+    # Overlap (wordpieces read twice) only inside sentences longer than the window.
+    overlap = int((plan.ends - plan.starts).sum()) - n
+    long_overlap = sum(sliding_windows(L, window, stride).ends.sum() - sliding_windows(L, window, stride).starts.sum() - L
+                       for L in lengths if L > window)
+    assert overlap == long_overlap
+
+
+def test_sentence_cut_windows_without_cuts_are_sliding_windows():
+    for n, cuts in ((1000, []), (1000, [0, 1000]), (100, [50])):
+        a, b = sentence_cut_windows(n, 300, 37, np.array(cuts)), sliding_windows(n, 300, 37)
+        assert np.array_equal(a.starts, b.starts) and np.array_equal(a.ends, b.ends) and np.array_equal(a.owner, b.owner)
+
+
+def test_sentence_cut_windows_are_few_and_even():
+    # 20 sentences of 10 wordpieces, windows of 64: 4 windows (the fewest),
+    # of 50 wordpieces each (the even split).
+    plan = sentence_cut_windows(200, 64, 8, np.arange(10, 200, 10))
+    assert plan.starts.tolist() == [0, 50, 100, 150]
+    assert plan.ends.tolist() == [50, 100, 150, 200]
+
+
+def test_sentence_cuts_come_from_sentences_else_from_punctuation_and_blank_lines(checkpoints):
+    from conftest import make_nlp
+    from spacy_longner.batching import encode_docs, sentence_cuts_wp
+
+    nlp = make_nlp(checkpoints("bert"))
+    state = nlp.get_pipe("long_ner").state
+    doc = nlp.make_doc("Peter went . Paris !\n\nTokyo ? ok U.S. Mr. Smith")
+    assert [t.text for t in doc][:9] == ["Peter", "went", ".", "Paris", "!", "\n\n", "Tokyo", "?", "ok"]
+    enc = encode_docs(state, [doc])[0]
+    first_wp = {t: int(np.flatnonzero(enc.wp_token == t)[0]) for t in set(enc.wp_token.tolist())}
+    assert sentence_cuts_wp(doc, enc).tolist() == [first_wp[3], first_wp[6], first_wp[8]]
+    # With sentence boundaries (a sentencizer ran), those are used instead.
+    sentencizer = nlp.add_pipe("sentencizer", first=True)
+    doc = sentencizer(nlp.make_doc("Peter went . Paris !\n\nTokyo ? ok U.S. Mr. Smith"))
+    starts = [s.start for s in doc.sents]
+    assert sentence_cuts_wp(doc, enc).tolist() == [first_wp[t] if t in first_wp else first_wp[t + 1] for t in starts]
