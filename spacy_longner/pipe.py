@@ -61,6 +61,7 @@ device = null
 wordpiece_budget = 8192
 quantize = "none"
 pack = 0
+cut_at_sentences = true
 
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_CONFIG)["model"]
