@@ -116,21 +116,26 @@ class _Batch:
 PAD_TOLERANCE = 0.1
 
 
-def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: List[int], pad_id: int, budget: int, pad_multiple: int = 1, pad_tolerance: float = PAD_TOLERANCE) -> List[_Batch]:
+def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: List[int], pad_id: int, budget: int, pad_multiple: int = 1, pad_tolerance: float = PAD_TOLERANCE, overhead: int = 0) -> List[_Batch]:
     """Length-sorted batches of windows, each within `budget` padded wordpieces
     (a single window longer than the budget gets a batch of its own). Widths
     are rounded up to a multiple of `pad_multiple`. A batch takes only
     windows at least (1 - pad_tolerance) as long as its longest, so padding
     stays under about that fraction: filling each batch up to the budget
     instead pads hundreds of short sentences to the longest of them (on
-    CoNLL dev sentences, 19% more wordpieces than real ones, against 4%)."""
+    CoNLL dev sentences, 19% more wordpieces than real ones, against 4%).
+
+    overhead: what one forward call costs beyond its wordpieces, in padded
+    wordpieces (see `batch_overhead`). The next batch joins this one where
+    the padding that adds costs less than another call and the budget
+    allows. 0: no joining."""
     n_special = len(prefix) + len(suffix)
     prefix_arr = np.asarray(prefix, dtype=np.int64)
     suffix_arr = np.asarray(suffix, dtype=np.int64)
     lengths = np.fromiter((len(w) for w in window_ids), dtype=np.int64, count=len(window_ids))
     order = np.argsort(-lengths, kind="stable")
     sorted_lengths = lengths[order] + n_special
-    batches: List[_Batch] = []
+    groups: List[List[int]] = []  # [first, end, width] in sorted order
     i = 0
     while i < len(order):
         width = int(sorted_lengths[i])
@@ -138,8 +143,21 @@ def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: Li
         rows = max(1, budget // max(width, 1))
         # Sorted descending: the windows long enough are a prefix of the rest.
         long_enough = int(np.searchsorted(-sorted_lengths[i : i + rows], -(1.0 - pad_tolerance) * sorted_lengths[i], side="right"))
-        chosen = order[i : i + max(1, long_enough)]
-        i += len(chosen)
+        end = i + max(1, long_enough)
+        last = groups[-1] if groups else None
+        if last is not None and overhead > 0:
+            fits = (end - last[0]) * last[2] <= budget
+            # Padding the group's rows to the open batch's width, against a call.
+            extra = int((last[2] - sorted_lengths[i:end]).sum())
+            if fits and extra < overhead:
+                last[1] = end
+                i = end
+                continue
+        groups.append([i, end, width])
+        i = end
+    batches: List[_Batch] = []
+    for first, end, width in groups:
+        chosen = order[first:end]
         b = len(chosen)
         # All rows at once: each row is prefix + window + suffix, then padding.
         row_len = lengths[chosen] + n_special
@@ -151,6 +169,29 @@ def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: Li
         ids[mask.astype(bool)] = np.concatenate(pieces)
         batches.append(_Batch(chosen, ids, mask, lengths[chosen]))
     return batches
+
+
+# A forward call's fixed cost over the cost of one wordpiece, times the
+# weights per layer: fitted on the CPU machine (docs/PERFORMANCE.md, session
+# 6): a 2-layer, 64-wide BERT pays 644 us a call and 1.97 us a wordpiece
+# (327 wordpieces a call; 32,768 weights a layer).
+_CPU_CALL_COST = 10_000_000
+
+
+def batch_overhead(state: HFState, device_type: str) -> int:
+    """What a forward call costs beyond its wordpieces, in padded
+    wordpieces, for make_batches. On CPU a call's fixed cost (Python and
+    torch dispatch per module, about the same for any width) weighs against
+    the per-wordpiece cost, which grows with the weights per layer: a few
+    hundred wordpieces for a 64-wide model, single digits for MiniLM and
+    larger. On CUDA: 0 (batches as before; not measured)."""
+    if device_type != "cpu":
+        return 0
+    cfg = state.hf_model.config
+    hidden = getattr(cfg, "hidden_size", 0) or 0
+    inner = getattr(cfg, "intermediate_size", 0) or 4 * hidden
+    per_layer = 4 * hidden * hidden + 2 * hidden * inner
+    return int(_CPU_CALL_COST // per_layer) if per_layer else 0
 
 
 @dataclass
@@ -185,6 +226,7 @@ class PlannedBuffer:
 
 def plan_buffer(model: Model, docs: Sequence[Doc]) -> PlannedBuffer:
     """Tokenize, plan the windows of and batch a buffer of docs."""
+    from .runtime import _resolve_device  # runtime imports this module
     state: HFState = model.attrs["state"]
     encs = encode_docs(state, docs)
     plans = [plan_doc(model, state, doc, enc) for doc, enc in zip(docs, encs)]
@@ -193,7 +235,8 @@ def plan_buffer(model: Model, docs: Sequence[Doc]) -> PlannedBuffer:
     for enc, plan in zip(encs, plans):
         window_base.append(len(window_ids))
         window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts, plan.ends))
-    batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, model.attrs["wordpiece_budget"], state.pad_multiple)
+    batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, model.attrs["wordpiece_budget"], state.pad_multiple,
+                           overhead=batch_overhead(state, _resolve_device(model).type))
     # Offset of each window's content rows in the concatenated batch outputs.
     proc_len = np.zeros(len(window_ids), dtype=np.int64)
     order = np.concatenate([b.windows for b in batches]) if batches else np.zeros(0, np.int64)
