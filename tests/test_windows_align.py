@@ -162,6 +162,54 @@ def test_make_batches_pack_every_window_once_within_budget_and_tolerance(lengths
             assert b.lengths[r] == len(windows[w])
 
 
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 80), min_size=0, max_size=300),
+    st.integers(16, 1024),
+    st.integers(0, 2000),
+    st.integers(1, 8),
+)
+def test_make_batches_join_batches_only_where_padding_costs_less_than_a_call(lengths, budget, overhead, pad_multiple):
+    from spacy_longner.model import make_batches
+
+    windows = [np.arange(1, n + 1) * 7 + i for i, n in enumerate(lengths)]
+    args = (windows, [101], [102, 103], 0, budget, pad_multiple)
+    plain = make_batches(*args)
+    joined = make_batches(*args, overhead=overhead)
+    assert sorted(int(w) for b in joined for w in b.windows) == list(range(len(windows)))
+    assert len(joined) <= len(plain)
+    # Each joined batch is a run of consecutive plain batches, within budget,
+    # and each join added less padding than `overhead`.
+    plain_of = {int(w): k for k, b in enumerate(plain) for w in b.windows}
+    for b in joined:
+        rows, width = b.input_ids.shape
+        assert rows * width <= budget or rows == 1
+        ks = sorted({plain_of[int(w)] for w in b.windows})
+        assert ks == list(range(ks[0], ks[-1] + 1))
+        assert width == plain[ks[0]].input_ids.shape[1]
+        for k in ks[1:]:
+            assert int((width - (plain[k].lengths + 3)).sum()) < overhead
+        for r, w in enumerate(b.windows):
+            seq = [101] + windows[w].tolist() + [102, 103]
+            assert b.input_ids[r, : len(seq)].tolist() == seq
+            assert b.attention_mask[r].sum() == len(seq)
+    if overhead == 0:
+        assert [b.windows.tolist() for b in joined] == [b.windows.tolist() for b in plain]
+
+
+def test_batch_overhead_is_large_for_small_models_and_zero_off_cpu():
+    from types import SimpleNamespace
+
+    from spacy_longner.batching import batch_overhead
+
+    def state(hidden, inner):
+        return SimpleNamespace(hf_model=SimpleNamespace(config=SimpleNamespace(hidden_size=hidden, intermediate_size=inner)))
+
+    tiny, minilm, large = (batch_overhead(state(h, i), "cpu") for h, i in ((64, 128), (384, 1536), (1024, 4096)))
+    assert tiny > 100 > minilm >= large >= 0
+    assert batch_overhead(state(64, 128), "cuda") == 0
+
 @settings(max_examples=400, deadline=None)
 @given(n=st.integers(1, 3000), window=st.integers(2, 600), data=st.data())
 def test_sliding_windows_are_few_equal_and_overlap_by_at_least_stride(n, window, data):
