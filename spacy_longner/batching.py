@@ -225,34 +225,46 @@ class PlannedBuffer:
 
 
 def plan_buffer(model: Model, docs: Sequence[Doc]) -> PlannedBuffer:
-    """Tokenize, plan the windows of and batch a buffer of docs."""
+    """Tokenize, plan the windows of and batch a buffer of docs. In document
+    context a doc that fits one window (every sentence, most documents) is
+    its own window, with no plan made for it; the rows of all such docs are
+    computed at once."""
     from .runtime import _resolve_device  # runtime imports this module
+
     state: HFState = model.attrs["state"]
     encs = encode_docs(state, docs)
-    plans = [plan_doc(model, state, doc, enc) for doc, enc in zip(docs, encs)]
+    n_wp = np.fromiter((enc.n_wp for enc in encs), dtype=np.int64, count=len(encs))
+    one_window = n_wp <= state.window if model.attrs["context"] == "document" else np.zeros(len(encs), dtype=bool)
     window_ids: List[np.ndarray] = []
-    window_base = []
-    for enc, plan in zip(encs, plans):
-        window_base.append(len(window_ids))
-        window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts, plan.ends))
+    window_base = np.zeros(len(encs), dtype=np.int64)
+    plans = {}
+    for i, (doc, enc, single) in enumerate(zip(docs, encs, one_window.tolist())):
+        window_base[i] = len(window_ids)
+        if single:
+            if enc.n_wp:
+                window_ids.append(enc.input_ids)
+            continue
+        plan = plan_doc(model, state, doc, enc)
+        plans[i] = plan
+        window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts.tolist(), plan.ends.tolist()))
     batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, model.attrs["wordpiece_budget"], state.pad_multiple,
                            overhead=batch_overhead(state, _resolve_device(model).type))
     # Offset of each window's content rows in the concatenated batch outputs.
-    proc_len = np.zeros(len(window_ids), dtype=np.int64)
-    order = np.concatenate([b.windows for b in batches]) if batches else np.zeros(0, np.int64)
-    if len(order):
-        proc_len[order] = [len(window_ids[w]) for w in order]
-        offsets = np.zeros(len(window_ids), dtype=np.int64)
-        starts_in_order = np.concatenate([[0], np.cumsum(proc_len[order])[:-1]])
-        offsets[order] = starts_in_order
-    else:
-        offsets = np.zeros(0, dtype=np.int64)
-    gathers = [np.zeros(0, dtype=np.int64)]
-    for enc, plan, base in zip(encs, plans, window_base):
-        if enc.n_wp:
-            pos = np.arange(enc.n_wp, dtype=np.int64)
-            gathers.append(offsets[base + plan.owner] + (pos - plan.starts[plan.owner]))
-    return PlannedBuffer(encs, batches, np.concatenate(gathers), len(state.prefix))
+    offsets = np.zeros(len(window_ids), dtype=np.int64)
+    if batches:
+        order = np.concatenate([b.windows for b in batches])
+        proc_len = np.concatenate([b.lengths for b in batches]).astype(np.int64)
+        offsets[order] = np.concatenate([[0], np.cumsum(proc_len)[:-1]])
+    # Each wordpiece's row, in doc order: its window's offset plus its place
+    # in the window (one-window docs at once, planned docs one by one).
+    piece_start = np.concatenate([[0], np.cumsum(n_wp)[:-1]]).astype(np.int64)
+    local = np.arange(int(n_wp.sum()), dtype=np.int64) - np.repeat(piece_start, n_wp)
+    gather = offsets[window_base[np.repeat(np.arange(len(encs)), n_wp)]] + local if len(local) else local
+    for i, plan in plans.items():
+        a, b = int(piece_start[i]), int(piece_start[i] + n_wp[i])
+        if b > a:
+            gather[a:b] = offsets[window_base[i] + plan.owner] + (local[a:b] - plan.starts[plan.owner])
+    return PlannedBuffer(encs, batches, gather, len(state.prefix))
 
 
 def output_rows(batches: Sequence["_Batch"], gather: np.ndarray, n_prefix: int) -> np.ndarray:
