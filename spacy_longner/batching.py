@@ -97,9 +97,11 @@ def plan_doc(model: Model, state: HFState, doc: Doc, enc: DocEncoding) -> Window
         return sliding_windows(enc.n_wp, state.window, state.stride)
     if enc.n_wp and not doc.has_annotation("SENT_START") and not state.warned_no_sents:
         # Once per loaded model: the doc is read as one sentence, which is not
-        # the mode the pipeline was trained for.
-        state.warned_no_sents = True
+        # the mode the pipeline was trained for. Marked as warned only once
+        # the warning is out: where warnings are errors it raises for every
+        # buffer, whichever thread plans it (prefetch).
         warnings.warn(Warnings.W003.format(context=context))
+        state.warned_no_sents = True
     sents = sentence_starts_wp(doc, enc)
     size = model.attrs["context_size"] if context == "sentence_context" else None
     return sentence_windows(enc.n_wp, sents, state.window, state.stride, size, model.attrs.get("pack", 0))

@@ -176,3 +176,19 @@ def test_trim_heap_is_a_setting(checkpoints, monkeypatch):
         nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert"))}, "trim_heap": trim, "buffer_words": 5})
         list(nlp.pipe(["Peter Blackburn went to Brussels .", "Maria flew to Zürich ."]))
         assert len(calls) == expected
+
+
+@pytest.mark.parametrize("prefetch", ["off", "on"])
+def test_where_warnings_are_errors_w003_is_raised_with_or_without_prefetch(checkpoints, prefetch):
+    import warnings
+
+    nlp = make_nlp(checkpoints("bert"), context="sentence_context", context_size=8, prefetch=prefetch)
+    texts = ["Peter Blackburn went to Brussels. He met the European Commission.", "Maria Müller flew to Zürich."] * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="W003"):
+            list(nlp.pipe(texts))
+    # Under the default filters it is a warning, once, and every doc comes out.
+    with pytest.warns(UserWarning, match="W003"):
+        docs = list(nlp.pipe(texts))
+    assert [d.text for d in docs] == texts
