@@ -6,7 +6,7 @@ X becomes I-X.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -396,16 +396,4 @@ def decode_tokens(
     return tags, [
         Entity(int(a), int(b), tagset.types[c], float(sc))
         for a, b, c, sc in zip(ents.start, ents.end, ents.type_id, ents.score)
-    ]
-
-
-def map_labels(
-    ents: List[Entity], label_map: Dict[str, str], ignore: Iterable[str]
-) -> List[Entity]:
-    """Rename entity types and drop the ignored ones (names before renaming)."""
-    ignored = set(ignore)
-    return [
-        Entity(e.start, e.end, label_map.get(e.label, e.label), e.score)
-        for e in ents
-        if e.label not in ignored
     ]

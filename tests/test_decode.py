@@ -12,7 +12,6 @@ from spacy_longner.decode import (
     decode_buffer,
     decode_tokens,
     detect_scheme,
-    map_labels,
     parse_tagset,
     viterbi,
     viterbi_batch,
@@ -143,14 +142,6 @@ def test_invisible_tokens_are_skipped_and_scores_are_mean_tag_probability_over_v
     probs = np.array([[0.0, 0.0, 0.0], [0.1, 0.8, 0.1], [0.0, 0.0, 0.0]])
     _, ents = decode_tokens(probs, np.array([False, True, False]), tagset)
     assert [(e.start, e.end) for e in ents] == [(1, 2)]
-
-
-def test_map_labels_renames_and_drops():
-    tagset = parse_tagset(["O", "B-PER", "B-MISC"])
-    probs = np.array([[0, 1.0, 0], [0, 0, 1.0]])
-    _, ents = decode_tokens(probs, np.ones(2, bool), tagset)
-    out = map_labels(ents, {"PER": "PERSON"}, ["MISC"])
-    assert [(e.start, e.label) for e in out] == [(0, "PERSON")]
 
 
 @pytest.mark.parametrize("scheme", ["IOB1", "IOB2", "BIOES", "BILOU"])
