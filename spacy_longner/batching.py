@@ -176,7 +176,8 @@ def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: Li
 # A forward call's fixed cost over the cost of one wordpiece, times the
 # weights per layer: fitted on the CPU machine (docs/PERFORMANCE.md, session
 # 6): a 2-layer, 64-wide BERT pays 644 us a call and 1.97 us a wordpiece
-# (327 wordpieces a call; 32,768 weights a layer).
+# (327 wordpieces a call; 32,768 weights a layer; 327 x 32,768, rounded
+# down).
 _CPU_CALL_COST = 10_000_000
 
 
