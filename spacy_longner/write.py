@@ -21,13 +21,23 @@ def ent_rows(doc_offsets: np.ndarray, doc: np.ndarray, starts: np.ndarray, ends:
     (their offsets in `doc_offsets`), every token O but the entities'.
     Slicing a doc's rows and `doc.from_array(ENT_ATTRS, rows)` writes its
     entities as `Doc.set_ents(spans, default="outside")` does."""
-    rows = np.zeros((int(doc_offsets[-1]), 2), dtype=np.uint64)
-    rows[:, 0] = IOB_O
     base = doc_offsets[doc] if len(doc) else np.zeros(0, dtype=np.int64)
-    g_starts = starts + base
-    idx, owner = entity_token_index(g_starts, ends + base)
+    return mark_entities(outside_rows(int(doc_offsets[-1])), starts + base, ends + base, label_hashes)
+
+
+def outside_rows(n: int) -> np.ndarray:
+    """(n, 2) ENT_IOB/ENT_TYPE rows, every token O."""
+    rows = np.zeros((n, 2), dtype=np.uint64)
+    rows[:, 0] = IOB_O
+    return rows
+
+
+def mark_entities(rows: np.ndarray, starts: np.ndarray, ends: np.ndarray, label_hashes: np.ndarray) -> np.ndarray:
+    """Write entities (row offsets, end exclusive) into ENT_IOB/ENT_TYPE rows:
+    B on the first token, I on the others, the label on all; returns rows."""
+    idx, owner = entity_token_index(starts, ends)
     rows[idx, 0] = IOB_I
-    rows[g_starts, 0] = IOB_B
+    rows[starts, 0] = IOB_B
     rows[idx, 1] = label_hashes[owner]
     return rows
 
@@ -58,13 +68,8 @@ def write_ents(doc: Doc, starts: np.ndarray, ends: np.ndarray, label_hashes: np.
             written = taken[ends] == taken[starts]
             starts, ends, label_hashes = starts[written], ends[written], label_hashes[written]
     if current is None:
-        current = np.zeros((n, 2), dtype=np.uint64)
-        current[:, 0] = IOB_O
-    idx, owner = entity_token_index(starts, ends)
-    current[idx, 0] = IOB_I
-    current[starts, 0] = IOB_B
-    current[idx, 1] = label_hashes[owner]
-    doc.from_array(ENT_ATTRS, current)
+        current = outside_rows(n)
+    doc.from_array(ENT_ATTRS, mark_entities(current, starts, ends, label_hashes))
     return written
 
 
