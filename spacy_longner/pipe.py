@@ -456,14 +456,11 @@ class LongNER(TrainablePipe):
                 keep = None if written.all() else written
             else:
                 keep = None
-            if a == b:
-                spans, scores = [], []
-            else:
-                spans = [Span(doc, s, e, label=h) for s, e, h in zip(starts_l[a:b], ends_l[a:b], hashes_l[a:b])]
-                scores = scores_l[a:b]
-                if keep is not None:
-                    spans = [sp for sp, k in zip(spans, keep) if k]
-                    scores = [sc for sc, k in zip(scores, keep) if k]
+            # The span group holds the entities written (all of them, but
+            # with "keep"/"fill" only those that did not clash).
+            chosen = range(a, b) if keep is None else (a + np.flatnonzero(keep)).tolist()
+            spans = [Span(doc, starts_l[j], ends_l[j], label=hashes_l[j]) for j in chosen]
+            scores = [scores_l[j] for j in chosen]
             doc.spans[key] = SpanGroup(doc, name=key, attrs={"scores": scores}, spans=spans)
             if preds.token_probs is not None:
                 doc._.set(TOKEN_PROBS_ATTR, preds.token_probs[i])
