@@ -8,10 +8,7 @@ windowing, decoding and the stream of buffers live in align.py, windows.py,
 decode.py and stream.py.
 """
 
-import ctypes
-import functools
 import shutil
-import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -33,6 +30,7 @@ from thinc.api import Config, Model, Optimizer
 from .align import AGGREGATIONS, first_wordpiece, token_probs
 from .decode import DECODINGS, SCHEMES, Entity, EntityArrays, TagSet, decode_buffer, parse_tagset, split_label
 from .errors import Errors, Warnings
+from .heap import HeapTrimmer
 from .listeners import is_listener, make_trf_data, require_spacy_transformers
 from .model import HFState, load_checkpoint, plan_buffer, predict_buffer, resize_head, save_checkpoint
 from .runtime import _resolve_device
@@ -279,6 +277,7 @@ class LongNER(TrainablePipe):
         self.scorer = scorer
         self._tagset: Optional[TagSet] = None
         self._added_labels: List[str] = []
+        self._trim_heap = HeapTrimmer()
 
     # ------------------------------------------------------------ state
 
@@ -373,7 +372,7 @@ class LongNER(TrainablePipe):
                     error_handler(self.name, self, docs, e)
                     continue
             if self.cfg["trim_heap"]:
-                release_free_heap()
+                self._trim_heap()
             yield from docs
 
     def _prefetching(self) -> bool:
@@ -592,7 +591,7 @@ class LongNER(TrainablePipe):
             self.finish_update(sgd)
         losses[self.name] += loss
         if self.cfg["trim_heap"]:
-            release_free_heap()
+            self._trim_heap()
         return losses
 
     def finish_update(self, sgd: Optimizer) -> None:
@@ -748,27 +747,6 @@ def follow_output_in_score_weights(nlp: Language, name: str, output: str, spans_
         if key.startswith("ents_") and key not in others:
             del current[key]
     nlp.config  # recombines the weights from the pipe metas
-
-
-def release_free_heap() -> None:
-    """Hand freed heap memory back to the OS (glibc's malloc_trim). Batches of
-    ever-changing shapes leave the C heap fragmented, and glibc keeps what is
-    freed: streaming 18,000 sentences through nlp.pipe grew RSS by 373 MB
-    without this and by 0-4 MB with it, one call per read-ahead buffer (and
-    per training step). A no-op where there is no glibc."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.lru_cache(maxsize=None)
-def _malloc_trim() -> Optional[Callable[[int], int]]:
-    if sys.platform.startswith("linux"):
-        try:
-            return ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            pass
-    return None
 
 
 def entity_scores(doc: Doc, spans_key: str = "long_ner") -> List[Optional[float]]:
