@@ -124,10 +124,41 @@ class WordpieceCache:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
+    """Softmax over the last axis of an (n, n_labels) array."""
+    z = logits - row_max(logits)[:, None]
     np.exp(z, out=z)
-    z /= z.sum(axis=-1, keepdims=True)
+    # A matrix-vector product sums the short rows in one BLAS call.
+    z /= (z @ np.ones(z.shape[1], dtype=z.dtype))[:, None]
     return z
+
+
+# numpy reduces a row of an (n, k) array with one inner loop per row, slow
+# for the few labels of a tagger (9 for CoNLL: `max(axis=1)` over 54,600
+# rows takes 3.5 ms). Going over the k columns, each a vectorised pass over
+# all rows, takes 0.3 ms.
+
+
+def row_max(x: np.ndarray) -> np.ndarray:
+    """x.max(axis=1) for an (n, k) array with small k, k >= 1."""
+    best = x[:, 0].copy()
+    for j in range(1, x.shape[1]):
+        np.maximum(best, x[:, j], out=best)
+    return best
+
+
+def row_argmax(x: np.ndarray) -> np.ndarray:
+    """x.argmax(axis=1) for an (n, k) array with small k, k >= 1: the first
+    index of each row's maximum, as numpy gives it (NaN rows included)."""
+    best = x[:, 0].copy()
+    index = np.zeros(len(x), dtype=np.int64)
+    for j in range(1, x.shape[1]):
+        column = x[:, j]
+        better = column > best
+        index[better] = j
+        np.maximum(best, column, out=best)
+    if np.isnan(best).any():  # numpy's argmax takes the first NaN
+        return x.argmax(axis=1)
+    return index
 
 
 def first_wordpiece(wp_token: np.ndarray) -> np.ndarray:
@@ -165,7 +196,7 @@ def aggregate(
         counts = np.diff(np.concatenate([firsts, [len(wp_token)]]))
         probs[tokens] = np.add.reduceat(wp_probs, firsts, axis=0) / counts[:, None]
     elif aggregation == "max":
-        best = wp_probs.max(axis=1)
+        best = row_max(wp_probs)
         # Highest-scoring wordpiece per token (the first one on ties).
         order = np.lexsort((-best, wp_token))
         is_first = np.ones(len(order), dtype=bool)
@@ -185,13 +216,14 @@ def token_probs(
     tokens across the docs). As softmax then aggregate, but with "first"
     only each token's first wordpiece goes through the softmax."""
     if aggregation == "first":
-        n_labels = logits.shape[1]
-        probs = np.zeros((n_tokens, n_labels), dtype=np.float32)
+        firsts = first_wordpiece(wp_token)
+        tokens = wp_token[firsts]
+        first_probs = softmax(logits[firsts].astype(np.float32, copy=False))
+        if len(tokens) == n_tokens:  # every token seen (tokens is then 0..n-1)
+            return first_probs, np.ones(n_tokens, dtype=bool)
+        probs = np.zeros((n_tokens, logits.shape[1]), dtype=np.float32)
         visible = np.zeros(n_tokens, dtype=bool)
-        if len(wp_token):
-            firsts = first_wordpiece(wp_token)
-            tokens = wp_token[firsts]
-            probs[tokens] = softmax(logits[firsts].astype(np.float32))
-            visible[tokens] = True
+        probs[tokens] = first_probs
+        visible[tokens] = True
         return probs, visible
     return aggregate(softmax(np.asarray(logits, dtype=np.float32)), wp_token, n_tokens, aggregation)

@@ -10,6 +10,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .align import row_argmax
 from .errors import Errors
 
 SCHEMES = ("auto", "IOB1", "IOB2", "BIOES", "BILOU", "IO")
@@ -336,8 +337,8 @@ def decode_buffer(
     seq_id = np.searchsorted(doc_offsets, seen, side="right") - 1
     seq_start = np.empty(len(seen), dtype=bool)
     seq_start[0], seq_start[1:] = True, seq_id[1:] != seq_id[:-1]
-    p = probs[seen]
-    seq = p.argmax(axis=1)
+    p = probs if len(seen) == n else probs[seen]
+    seq = row_argmax(p)
     if decoding == "viterbi":
         allowed = allowed_transitions(tagset)
         bad = np.flatnonzero(invalid_sequences(seq, seq_id, seq_start, n_docs, allowed))
@@ -353,7 +354,7 @@ def decode_buffer(
     starts, ends, types = chunk_arrays(tagset.prefix[seq], tagset.type_id[seq], seq_start)
     if len(starts) == 0:
         return tags, none
-    tag_prob = p[np.arange(len(seq)), seq]
+    tag_prob = p.reshape(-1)[np.arange(len(seq)) * p.shape[1] + seq]
     csum = np.concatenate([[0.0], np.cumsum(tag_prob, dtype=np.float64)])
     scores = np.clip((csum[ends] - csum[starts]) / (ends - starts), 0.0, 1.0)
     # Back to token offsets in each doc: from the first visible token to the last.

@@ -291,3 +291,33 @@ def test_sentence_cuts_come_from_sentences_else_from_punctuation_and_blank_lines
     doc = sentencizer(nlp.make_doc("Peter went . Paris !\n\nTokyo ? ok U.S. Mr. Smith"))
     starts = [s.start for s in doc.sents]
     assert sentence_cuts_wp(doc, enc).tolist() == [first_wp[t] if t in first_wp else first_wp[t + 1] for t in starts]
+
+
+@pytest.mark.parametrize("k", [1, 2, 9, 17])
+def test_row_max_and_argmax_are_numpys(k):
+    from spacy_longner.align import row_argmax, row_max
+
+    rng = np.random.default_rng(k)
+    x = rng.normal(size=(500, k)).astype(np.float32)
+    x[:50] = np.round(x[:50])  # ties: the first index wins, as in numpy
+    x[50:60] = 0.0
+    x[60:70, k // 2] = np.inf
+    x[70:80] = -np.inf
+    assert np.array_equal(row_max(x), x.max(axis=1))
+    assert np.array_equal(row_argmax(x), x.argmax(axis=1))
+    x[90, k - 1] = np.nan  # numpy's argmax takes the first NaN
+    assert np.array_equal(row_argmax(x), x.argmax(axis=1))
+    assert np.array_equal(row_max(x), x.max(axis=1), equal_nan=True)
+    assert row_argmax(x[:0]).shape == (0,) and row_max(x[:0]).shape == (0,)
+
+
+def test_softmax_matches_the_textbook_formula():
+    rng = np.random.default_rng(0)
+    x = rng.normal(scale=20, size=(300, 9)).astype(np.float32)
+    e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+    ref = e / e.sum(axis=1, keepdims=True)
+    out = softmax(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-7)
+    assert np.array_equal(out.argmax(axis=1), ref.argmax(axis=1))
+    assert softmax(x[:0]).shape == (0, 9)
