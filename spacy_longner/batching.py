@@ -49,9 +49,11 @@ def _word_lookup(docs: Sequence[Doc]):
     """(text, is whitespace) of an orth id, from the docs' vocabs (one,
     unless the buffer mixes vocabs). Whitespace tokens are not sent to the
     checkpoint's tokenizer."""
-    vocabs = list({id(doc.vocab): doc.vocab for doc in docs}.values())
+    vocabs: list = []
 
     def lookup(key: int) -> "tuple[str, bool]":
+        if not vocabs:  # gathered on the first word not cached
+            vocabs.extend({id(doc.vocab): doc.vocab for doc in docs}.values())
         for vocab in vocabs:
             if key in vocab.strings:
                 lex = vocab[key]
@@ -238,18 +240,23 @@ def plan_buffer(model: Model, docs: Sequence[Doc]) -> PlannedBuffer:
     encs = encode_docs(state, docs)
     n_wp = np.fromiter((enc.n_wp for enc in encs), dtype=np.int64, count=len(encs))
     one_window = n_wp <= state.window if model.attrs["context"] == "document" else np.zeros(len(encs), dtype=bool)
-    window_ids: List[np.ndarray] = []
-    window_base = np.zeros(len(encs), dtype=np.int64)
     plans = {}
-    for i, (doc, enc, single) in enumerate(zip(docs, encs, one_window.tolist())):
-        window_base[i] = len(window_ids)
-        if single:
-            if enc.n_wp:
-                window_ids.append(enc.input_ids)
-            continue
-        plan = plan_doc(model, state, doc, enc)
-        plans[i] = plan
-        window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts.tolist(), plan.ends.tolist()))
+    if one_window.all():  # every doc its own window (sentences, short documents)
+        window_ids: List[np.ndarray] = [enc.input_ids for enc in encs if enc.n_wp]
+        has_window = (n_wp > 0).astype(np.int64)
+        window_base = np.cumsum(has_window) - has_window
+    else:
+        window_ids = []
+        window_base = np.zeros(len(encs), dtype=np.int64)
+        for i, (doc, enc, single) in enumerate(zip(docs, encs, one_window.tolist())):
+            window_base[i] = len(window_ids)
+            if single:
+                if enc.n_wp:
+                    window_ids.append(enc.input_ids)
+                continue
+            plan = plan_doc(model, state, doc, enc)
+            plans[i] = plan
+            window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts.tolist(), plan.ends.tolist()))
     batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, model.attrs["wordpiece_budget"], state.pad_multiple,
                            overhead=batch_overhead(state, _resolve_device(model).type))
     # Offset of each window's content rows in the concatenated batch outputs.

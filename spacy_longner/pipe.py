@@ -406,7 +406,10 @@ class LongNER(TrainablePipe):
         encs = out.encs
         doc_offsets = np.zeros(len(docs) + 1, dtype=np.int64)
         doc_offsets[1:] = np.cumsum([enc.n_tokens for enc in encs])
-        wp_token = np.concatenate([np.zeros(0, np.int64)] + [enc.wp_token + off for enc, off in zip(encs, doc_offsets[:-1])])
+        # Each wordpiece's token in the buffer: its token in its doc plus
+        # the doc's offset (one repeat, not an addition per doc).
+        n_wp = np.fromiter((enc.n_wp for enc in encs), dtype=np.int64, count=len(encs))
+        wp_token = np.concatenate([np.zeros(0, np.int64)] + [enc.wp_token for enc in encs]) + np.repeat(doc_offsets[:-1], n_wp)
         probs, visible = token_probs(out.logits, wp_token, int(doc_offsets[-1]), self.cfg["aggregation"])
         _, ents = decode_buffer(probs, visible, doc_offsets, tagset, decoding=self.cfg["decoding"])
         if not keep_type.all():
@@ -444,11 +447,13 @@ class LongNER(TrainablePipe):
         if output == "ents" and existing == "overwrite":
             rows = ent_rows(doc_offsets, ents.doc, ents.start, ents.end, label_hashes)
         starts_l, ends_l, hashes_l, scores_l = ents.start.tolist(), ents.end.tolist(), label_hashes.tolist(), ents.score.tolist()
+        # Python ints for the per-doc slicing (numpy scalars index slowly).
+        bounds_l, offsets_l = bounds.tolist(), doc_offsets.tolist()
         for i, doc in enumerate(docs):
-            a, b = int(bounds[i]), int(bounds[i + 1])
+            a, b = bounds_l[i], bounds_l[i + 1]
             if rows is not None:
                 if lengths[i]:
-                    doc.from_array(ENT_ATTRS, rows[doc_offsets[i] : doc_offsets[i + 1]])
+                    doc.from_array(ENT_ATTRS, rows[offsets_l[i] : offsets_l[i + 1]])
                 keep = None
             elif output == "ents":
                 written = write_ents(doc, ents.start[a:b], ents.end[a:b], label_hashes[a:b], existing)
@@ -459,7 +464,7 @@ class LongNER(TrainablePipe):
             # with "keep"/"fill" only those that did not clash).
             chosen = range(a, b) if keep is None else (a + np.flatnonzero(keep)).tolist()
             spans = [Span(doc, starts_l[j], ends_l[j], label=hashes_l[j]) for j in chosen]
-            scores = [scores_l[j] for j in chosen]
+            scores = scores_l[a:b] if keep is None else [scores_l[j] for j in chosen]
             doc.spans[key] = SpanGroup(doc, name=key, attrs={"scores": scores}, spans=spans)
             if preds.token_probs is not None:
                 doc._.set(TOKEN_PROBS_ATTR, preds.token_probs[i])
