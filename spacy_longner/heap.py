@@ -22,7 +22,7 @@ class HeapTrimmer:
     373 MB without any release. Releasing after every read-ahead buffer
     kept RSS flat, but the next buffer's forward pass then faulted its
     working memory back in, page by page: with a 2-layer, 64-wide model that
-    cost about 1 us a word, a sixth of the whole time. A release once RSS
+    cost about 1 us a word, a fifth of the forward pass's time. A release once RSS
     has grown keeps the bound and drops that cost where memory is steady.
 
     Where there is no glibc or no /proc (macOS, Windows) it does nothing; where
