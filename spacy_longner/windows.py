@@ -8,7 +8,7 @@ twice or lost.
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -87,10 +87,7 @@ def sentence_cut_windows(n: int, window: int, stride: int, cuts: np.ndarray) -> 
             if lo == hi:
                 # A sentence longer than the window: slide over it alone.
                 e = int(cuts[hi]) if hi < len(cuts) else n
-                sub = sliding_windows(e - s, window, stride, offset=s)
-                owners.append(sub.owner + len(starts))
-                starts.extend(sub.starts.tolist())
-                ends.extend(sub.ends.tolist())
+                owners.append(_append_sliding(starts, ends, s, e, window, stride))
                 s = e
                 continue
             k = -(-(n - s) // window)  # fewest windows for the rest
@@ -102,6 +99,17 @@ def sentence_cut_windows(n: int, window: int, stride: int, cuts: np.ndarray) -> 
         ends.append(e)
         s = e
     return WindowPlan(np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), np.concatenate(owners))
+
+
+def _append_sliding(starts: List[int], ends: List[int], a: int, b: int, window: int, stride: int) -> np.ndarray:
+    """Sliding windows over the wordpieces a..b (a sentence longer than the
+    window), appended to `starts`/`ends`; the index of each wordpiece's
+    window among all of them."""
+    sub = sliding_windows(b - a, window, stride, offset=a)
+    owner = sub.owner + len(starts)
+    starts.extend(sub.starts.tolist())
+    ends.extend(sub.ends.tolist())
+    return owner
 
 
 def nearest_centre(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -178,10 +186,7 @@ def sentence_windows(
             add(*run)
             run = None
         if b - a > window:
-            sub = sliding_windows(b - a, window, stride, offset=a)
-            owner[a:b] = sub.owner + len(starts)
-            starts.extend(sub.starts.tolist())
-            ends.extend(sub.ends.tolist())
+            owner[a:b] = _append_sliding(starts, ends, a, b, window, stride)
         else:
             run = (a, b)
     if run is not None:
