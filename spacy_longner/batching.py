@@ -240,23 +240,18 @@ def plan_buffer(model: Model, docs: Sequence[Doc]) -> PlannedBuffer:
     encs = encode_docs(state, docs)
     n_wp = np.fromiter((enc.n_wp for enc in encs), dtype=np.int64, count=len(encs))
     one_window = n_wp <= state.window if model.attrs["context"] == "document" else np.zeros(len(encs), dtype=bool)
+    window_ids: List[np.ndarray] = []
+    window_base = np.zeros(len(encs), dtype=np.int64)
     plans = {}
-    if one_window.all():  # every doc its own window (sentences, short documents)
-        window_ids: List[np.ndarray] = [enc.input_ids for enc in encs if enc.n_wp]
-        has_window = (n_wp > 0).astype(np.int64)
-        window_base = np.cumsum(has_window) - has_window
-    else:
-        window_ids = []
-        window_base = np.zeros(len(encs), dtype=np.int64)
-        for i, (doc, enc, single) in enumerate(zip(docs, encs, one_window.tolist())):
-            window_base[i] = len(window_ids)
-            if single:
-                if enc.n_wp:
-                    window_ids.append(enc.input_ids)
-                continue
-            plan = plan_doc(model, state, doc, enc)
-            plans[i] = plan
-            window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts.tolist(), plan.ends.tolist()))
+    for i, (doc, enc, single) in enumerate(zip(docs, encs, one_window.tolist())):
+        window_base[i] = len(window_ids)
+        if single:
+            if enc.n_wp:
+                window_ids.append(enc.input_ids)
+            continue
+        plan = plan_doc(model, state, doc, enc)
+        plans[i] = plan
+        window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts.tolist(), plan.ends.tolist()))
     batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, model.attrs["wordpiece_budget"], state.pad_multiple,
                            overhead=batch_overhead(state, _resolve_device(model).type))
     # Offset of each window's content rows in the concatenated batch outputs.
