@@ -151,9 +151,11 @@ def test_make_batches_pack_every_window_once_within_budget_and_tolerance(lengths
         rows, width = b.input_ids.shape
         assert width % pad_multiple == 0
         assert rows * width <= budget or rows == 1
-        full = [len(windows[w]) + 3 for w in b.windows]
-        # Every window at least (1 - tol) as long as the batch's longest.
-        assert min(full) >= (1 - tol) * max(full) - 1e-9
+        padded = [-(-(len(windows[w]) + 3) // pad_multiple) * pad_multiple for w in b.windows]
+        # Every window, rounded up to pad_multiple, at least (1 - tol) as wide
+        # as the batch.
+        assert max(padded) == width
+        assert min(padded) >= (1 - tol) * width - 1e-9
         for r, w in enumerate(b.windows):
             seq = [101] + windows[w].tolist() + [102, 103]
             assert b.input_ids[r, : len(seq)].tolist() == seq
@@ -161,6 +163,21 @@ def test_make_batches_pack_every_window_once_within_budget_and_tolerance(lengths
             assert b.attention_mask[r].tolist() == [1] * len(seq) + [0] * (width - len(seq))
             assert b.lengths[r] == len(windows[w])
 
+
+
+def test_make_batches_fill_longformer_batches_whose_windows_all_pad_to_its_attention_window():
+    """Longformer pads every row to a multiple of its attention window (512
+    for the large model): sentences of 5 to 60 wordpieces all cost 512, so
+    the length tolerance must not split them into dozens of small batches."""
+    from spacy_longner.model import make_batches
+
+    rng = np.random.default_rng(0)
+    windows = [np.arange(n) + 5 for n in rng.integers(5, 61, size=300)]
+    batches = make_batches(windows, [0], [2], 1, 65536, pad_multiple=512)
+    assert [b.input_ids.shape for b in batches] == [(128, 512), (128, 512), (44, 512)]
+    # Without the rounding (a model that pads nothing) the tolerance still
+    # groups windows of close lengths.
+    assert len(make_batches(windows, [0], [2], 1, 65536)) > 3
 
 
 @settings(max_examples=150, deadline=None)
@@ -189,7 +206,8 @@ def test_make_batches_join_batches_only_where_padding_costs_less_than_a_call(len
         assert ks == list(range(ks[0], ks[-1] + 1))
         assert width == plain[ks[0]].input_ids.shape[1]
         for k in ks[1:]:
-            assert int((width - (plain[k].lengths + 3)).sum()) < overhead
+            padded = -(-(plain[k].lengths + 3) // pad_multiple) * pad_multiple
+            assert int((width - padded).sum()) < overhead
         for r, w in enumerate(b.windows):
             seq = [101] + windows[w].tolist() + [102, 103]
             assert b.input_ids[r, : len(seq)].tolist() == seq
