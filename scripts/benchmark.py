@@ -23,8 +23,8 @@ except the floor, which gets the words):
   overlap), one forward pass in length-sorted, dynamically padded batches
   (make_batches as long_ner uses it, over the whole input at once, without
   long_ner's per-call overhead joining; for Longformer, widths rounded up to
-  its attention window as its forward pass pads them), argmax. No spaCy, no alignment, no
-  decoding: the physical floor.
+  its attention window as its forward pass pads them), argmax. No spaCy, no
+  alignment, no decoding: the physical floor.
 
 Also: time of a 10,000-word vs a 100,000-word document (long_ner), and RSS
 while streaming many docs through nlp.pipe. Writes the JSON and a bar chart

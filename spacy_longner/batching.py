@@ -124,11 +124,11 @@ def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: Li
     """Length-sorted batches of windows, each within `budget` padded wordpieces
     (a single window longer than the budget gets a batch of its own). Widths
     are rounded up to a multiple of `pad_multiple`. A batch takes only
-    windows at least (1 - pad_tolerance) as wide as its widest (each
-    rounded up to `pad_multiple`), so padding
-    stays under about that fraction: filling each batch up to the budget
-    instead pads hundreds of short sentences to the longest of them (on
-    CoNLL dev sentences, 19% more wordpieces than real ones, against 4%).
+    windows at least (1 - pad_tolerance) as wide as its widest (each rounded
+    up to `pad_multiple`), so padding stays under about that fraction:
+    filling each batch up to the budget instead pads hundreds of short
+    sentences to the longest of them (on CoNLL dev sentences, 19% more
+    wordpieces than real ones, against 4%).
 
     overhead: what one forward call costs beyond its wordpieces, in padded
     wordpieces (see `batch_overhead`). The next batch joins this one where
