@@ -128,7 +128,9 @@ def wordpieces_per_word(shape: Path, corpus: Path) -> float:
     from spacy.tokens import DocBin
     from transformers import AutoTokenizer
 
-    kwargs = {"add_prefix_space": True} if "longformer" in shape.name else {}
+    model_type = json.loads((shape / "config.json").read_text(encoding="utf8"))["model_type"]
+    # Byte-level BPE takes pre-split words only with a prefix space, as long_ner loads it.
+    kwargs = {"add_prefix_space": True} if model_type == "longformer" else {}
     tok = AutoTokenizer.from_pretrained(shape, **kwargs)
     words = [[t.text for t in doc] for doc in DocBin().from_disk(corpus).get_docs(spacy.blank("en").vocab)]
     pieces = tok(words, is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"]
