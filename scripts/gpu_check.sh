@@ -5,7 +5,7 @@
 # time, starts included, hold about one part plus a start:
 #   minilm (default): the GPU tests, then the peer benchmark with a
 #                     random-weight MiniLM-L6 (fp16 all systems, fp32 long_ner
-#                     and the floor; the first pass, then 2 warm ones)
+#                     and the floor; the first pass, then a warm one)
 #   seed:             Longformer-large and ALBERT-xlarge at the seeds' sizes,
 #                     random weights: inference (long_ner, the floor, the HF
 #                     pipeline) on CoNLL dev documents in fp16 and bf16, and
@@ -36,6 +36,6 @@ fi
 timeout 180 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -25 | tee "$out/gpu_tests.txt"
 python3 scripts/random_pipeline.py .gpudata/minilm_shape /tmp/minilm_random 2>&1 | tail -1
 timeout 240 python3 scripts/benchmark.py /tmp/minilm_random .gpudata/dev.spacy "$out/benchmark_gpu.json" --gpu --precision fp16 \
-    --wordpiece-budget 65536 --batch-size 256 --memory-docs 20000 --passes 3 2>&1 | tail -12 | tee "$out/benchmark_gpu.txt"
+    --wordpiece-budget 65536 --batch-size 256 --memory-docs 5000 --passes 2 2>&1 | tail -12 | tee "$out/benchmark_gpu.txt"
 timeout 90 python3 scripts/benchmark.py /tmp/minilm_random .gpudata/dev.spacy "$out/benchmark_gpu_fp32.json" --gpu --precision fp32 \
-    --wordpiece-budget 65536 --batch-size 256 --systems long_ner floor --skip-extra --passes 3 2>&1 | tail -6 | tee "$out/benchmark_gpu_fp32.txt"
+    --wordpiece-budget 65536 --batch-size 256 --systems long_ner floor --skip-extra --passes 2 2>&1 | tail -6 | tee "$out/benchmark_gpu_fp32.txt"
