@@ -234,11 +234,18 @@ class PlannedBuffer:
         return [enc.n_wp for enc in self.encs]
 
 
-def plan_buffer(model: Model, docs: Sequence[Doc]) -> PlannedBuffer:
+def plan_buffer(model: Model, docs: Sequence[Doc], *, join: bool = True) -> PlannedBuffer:
     """Tokenize, plan the windows of and batch a buffer of docs. In document
     context a doc that fits one window (every sentence, most documents) is
     its own window, with no plan made for it; the rows of all such docs are
-    computed at once."""
+    computed at once.
+
+    join: let make_batches join batches where that is cheaper than a
+    forward call (inference). Training passes False: joined batches change
+    the shapes dropout draws its masks for, so a training run would no
+    longer give the weights that earlier versions gave for the same config
+    and seed, for a saving that is negligible at training's cost per
+    wordpiece."""
     from .runtime import _resolve_device  # runtime imports this module
 
     state: HFState = model.attrs["state"]
@@ -258,7 +265,7 @@ def plan_buffer(model: Model, docs: Sequence[Doc]) -> PlannedBuffer:
         plans[i] = plan
         window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts.tolist(), plan.ends.tolist()))
     batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, model.attrs["wordpiece_budget"], state.pad_multiple,
-                           overhead=batch_overhead(state, _resolve_device(model).type))
+                           overhead=batch_overhead(state, _resolve_device(model).type) if join else 0)
     # Offset of each window's content rows in the concatenated batch outputs.
     offsets = np.zeros(len(window_ids), dtype=np.int64)
     if batches:

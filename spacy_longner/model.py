@@ -217,7 +217,7 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
     if state is None:
         raise ValueError(Errors.E016)
     n_labels = state.hf_model.config.num_labels
-    planned = plan_buffer(model, docs)
+    planned = plan_buffer(model, docs, join=False)
     encs, batches = planned.encs, planned.batches
 
     if not batches:

@@ -458,3 +458,32 @@ def test_bf16_training_on_a_cpu_with_bf16_autocasts_and_learns(checkpoints):
     assert seen and all(d == torch.bfloat16 for d in seen)  # the training forward ran in bf16
     assert next(head.parameters()).dtype == torch.float32  # weights stay fp32 (mixed precision)
     assert nlp.evaluate(examples)["ents_f"] >= 0.9
+
+
+def test_training_batches_are_not_joined_inference_batches_are(checkpoints, monkeypatch):
+    """Joined batches change the shapes dropout draws its masks for, so
+    training plans its batches without joining: the same config and seed
+    give the weights earlier versions gave. Prediction may join (a forward
+    call's fixed cost weighs on CPU)."""
+    import spacy_longner.batching as batching
+    from conftest import make_nlp
+
+    overheads = []
+    real = batching.make_batches
+
+    def spy(*args, **kwargs):
+        overheads.append(kwargs.get("overhead", 0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batching, "make_batches", spy)
+    nlp = make_nlp(checkpoints("bert"))
+    examples = examples_for(nlp, person_place_docs(nlp.vocab, n_docs=8))
+    opt = nlp.initialize(lambda: examples)
+    overheads.clear()
+    nlp.update(examples, sgd=opt)
+    assert overheads == [0]
+    overheads.clear()
+    list(nlp.pipe([eg.predicted.text for eg in examples]))
+    # The tiny 32-wide model's call costs thousands of wordpieces on CPU.
+    assert len(overheads) == 1 and overheads[0] == batching.batch_overhead(
+        nlp.get_pipe("long_ner").model.attrs["state"], "cpu") > 0
