@@ -20,12 +20,12 @@ windows of the model's maximum (4094 and 510 wordpieces plus the special
 tokens).
 
 Training: `nlp.update` of the long_ner pipeline with an optimizer, on
-full-length windows of `--train-wordpieces` in all a step: CoNLL dev documents joined
-until they fill the model's window, with their gold entities. One untimed
-step, then `--train-steps` timed ones (on CUDA, synchronized), and the
-peak memory: torch's peak allocation on CUDA, the process's peak RSS on CPU.
-fp16 trains with thinc's grad scaler, bf16 without one (long_ner's own
-autocast).
+full-length windows of `--train-wordpieces` in all a step: consecutive CoNLL
+dev sentences joined until they fill the model's window, with their gold
+entities. One untimed step, then `--train-steps` timed ones (on CUDA,
+synchronized), and the peak memory: torch's peak allocation on CUDA, the
+process's peak RSS on CPU. fp16 trains with thinc's grad scaler, bf16
+without one (long_ner's own autocast).
 """
 
 import argparse
@@ -96,25 +96,30 @@ def make_shapes(out: Path, tiny: bool, conll_dir: Path, names: List[str]) -> Non
               f"{' (tiny stand-in)' if tiny else ''}")
 
 
+def count_pieces(tok, words: List[str]) -> int:
+    return len(tok(words, is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"])
+
+
 def training_windows(nlp, docs, window: int, n: int):
-    """`n` Examples, each a run of consecutive documents joined until its
-    wordpieces (by the pipeline's own tokenizer) fill `window` (without the
-    special tokens); gold entities kept."""
+    """`n` Examples, each a run of consecutive sentences (of documents in
+    order) joined until its wordpieces (by the pipeline's own tokenizer)
+    fill `window` (without the special tokens), so that each is one
+    full-length window even where a document is longer than the window;
+    gold entities kept."""
     from spacy.tokens import Doc
     from spacy.training import Example
 
     tok = nlp.get_pipe("long_ner").model.attrs["state"].tokenizer
-    room = window
     out, run, used = [], [], 0
-    for doc in docs:
-        pieces = len(tok([t.text for t in doc], is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"])
-        if run and used + pieces > room:
-            ref = Doc.from_docs(run)
+    for sent in (s for doc in docs for s in (doc.sents if doc.has_annotation("SENT_START") else [doc[:]])):
+        pieces = count_pieces(tok, [t.text for t in sent])
+        if run and used + pieces > window:
+            ref = Doc.from_docs(run, ensure_whitespace=True)
             out.append(Example(Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref]), ref))
             run, used = [], 0
             if len(out) == n:
                 break
-        run.append(doc)
+        run.append(sent.as_doc())
         used += pieces
     if len(out) < n:
         raise ValueError(f"the corpus gives only {len(out)} full windows of {window} wordpieces, not {n}")
@@ -170,9 +175,11 @@ def train_worker(args) -> Dict:
         if step:  # the first step is a warm-up
             times.append(time.perf_counter() - start)
         losses.append(step_losses.get("long_ner"))
-    wordpieces = n_windows * (window + 2)
+    tok = nlp.get_pipe("long_ner").model.attrs["state"].tokenizer
+    timed = examples[n_windows:]  # the steps after the warm-up one
+    wordpieces = sum(count_pieces(tok, [t.text for t in eg.reference]) + 2 for eg in timed)
     out = {"windows_per_step": n_windows, "window": window, "step_seconds": times,
-           "mean_step_seconds": sum(times) / len(times), "wordpieces_per_second": wordpieces * len(times) / sum(times),
+           "mean_step_seconds": sum(times) / len(times), "wordpieces_per_second": wordpieces / sum(times),
            "words_per_step": sum(len(eg.reference) for eg in examples[:n_windows]), "losses": losses}
     if args.gpu:
         out["peak_cuda_allocated_gb"] = torch.cuda.max_memory_allocated() / 2**30

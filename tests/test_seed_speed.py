@@ -78,6 +78,7 @@ def test_training_windows_are_full_length_and_keep_gold_entities(seed_speed, tin
     list(nlp.pipe(["warm up ."]))
     state = nlp.get_pipe("long_ner").model.attrs["state"]
     docs = synthetic_docs(nlp.vocab, tmp_path)
+    sents = [s for d in docs for s in d.sents]
     assert sum(len(d.ents) for d in docs) > 0
     window = state.window
     examples = seed_speed.training_windows(nlp, docs, window, 3)
@@ -93,15 +94,16 @@ def test_training_windows_are_full_length_and_keep_gold_entities(seed_speed, tin
         assert [t.text for t in eg.predicted] == words and not eg.predicted.ents
         n = pieces(words)
         assert n <= window
-        # Consecutive documents, as many as fit: the next one would overflow.
+        # Consecutive sentences, as many as fit: the next one would overflow.
         k = start
         joined = []
         while len(joined) < len(words):
-            joined += [t.text for t in docs[k]]
+            joined += [t.text for t in sents[k]]
             k += 1
         assert joined == words
-        assert sum(len(d.ents) for d in docs[start:k]) == len(eg.reference.ents)
-        assert n + pieces([t.text for t in docs[k]]) > window
+        gold = [(e.text, e.label_) for s in sents[start:k] for e in s.ents]
+        assert [(e.text, e.label_) for e in eg.reference.ents] == gold
+        assert n + pieces([t.text for t in sents[k]]) > window
         start = k
 
 
