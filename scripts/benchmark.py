@@ -178,6 +178,7 @@ def floor_pass(tok, model, words: List[List[str]], device, args) -> int:
     import numpy as np
     import torch
 
+    from spacy_longner.checkpoint import pad_multiple_of
     from spacy_longner.model import make_batches
 
     enc = tok(words, is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"]
@@ -190,8 +191,7 @@ def floor_pass(tok, model, words: List[List[str]], device, args) -> int:
     # Longformer pads every batch to a multiple of its attention window
     # inside its forward pass; rows are counted against the budget at that
     # padded width, as long_ner counts them, so the floor's batches fit it too.
-    aw = getattr(model.config, "attention_window", None) if model.config.model_type == "longformer" else None
-    pad_multiple = max(aw) if isinstance(aw, (list, tuple)) else int(aw or 1)
+    pad_multiple = pad_multiple_of(model.config)
     with torch.inference_mode(), torch.autocast("cuda" if args.gpu else "cpu", dtype=dtype, enabled=bool(dtype and (args.gpu or on_cpu_bf16))):
         for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, args.wordpiece_budget, pad_multiple):
             ids = torch.from_numpy(batch.input_ids).to(device)

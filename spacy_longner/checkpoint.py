@@ -18,6 +18,15 @@ _PADDING_OFFSET_TYPES = {"roberta", "longformer", "xlm-roberta", "camembert", "x
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
 
+def pad_multiple_of(config) -> int:
+    """What a model pads every sequence length up to a multiple of inside its
+    forward pass: Longformer's attention window (the largest, where each
+    layer has its own), 1 for other models. Batches padded to it here spare
+    the model a copy (and a log line)."""
+    aw = getattr(config, "attention_window", None) if config.model_type == "longformer" else None
+    return max(aw, default=1) if isinstance(aw, (list, tuple)) else int(aw or 1)
+
+
 class HFState:
     """What `load_checkpoint` puts in `model.attrs["state"]`: the torch model,
     its tokenizer and the settings resolved against them."""
@@ -33,10 +42,7 @@ class HFState:
         self.window = window
         self.stride = stride
         self.global_attention = global_attention
-        # Longformer needs sequence lengths that are a multiple of its
-        # attention window; padding here spares it a copy (and a log line).
-        aw = getattr(hf_model.config, "attention_window", None) if hf_model.config.model_type == "longformer" else None
-        self.pad_multiple = max(aw, default=1) if isinstance(aw, (list, tuple)) else int(aw or 1)
+        self.pad_multiple = pad_multiple_of(hf_model.config)
         self.shim: Optional[PyTorchShim] = None
         self.quantized = None
         self.warned_no_sents = False
