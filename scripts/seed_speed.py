@@ -57,9 +57,6 @@ SHAPES = {
                      embedding_size=16, num_hidden_groups=1, max_position_embeddings=512, hidden_act="gelu_new"),
     },
 }
-LABELS = ["LOC", "MISC", "ORG", "PER"]
-
-
 def make_shapes(out: Path, tiny: bool, conll_dir: Path, names: List[str]) -> None:
     """config.json and the tokenizer of each model, no weights."""
     from transformers import AlbertConfig, LongformerConfig
@@ -80,14 +77,14 @@ def make_shapes(out: Path, tiny: bool, conll_dir: Path, names: List[str]) -> Non
         # The trainer stops where the text runs out of merges; the config keeps
         # the seed's vocabulary size, so the embedding matrix is full-sized.
         tokenizer = _train_tokenizer(spec["kind"], lines, 600 if tiny else spec["vocab"])
+        sizes = dict(spec["tiny" if tiny else "config"], vocab_size=len(tokenizer) if tiny else spec["vocab"],
+                     pad_token_id=tokenizer.pad_token_id)
         if spec["kind"] == "longformer":
             tokenizer.model_max_length = spec["window"]
-            cfg = LongformerConfig(vocab_size=len(tokenizer) if tiny else spec["vocab"], pad_token_id=tokenizer.pad_token_id,
-                                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                   sep_token_id=tokenizer.sep_token_id, **spec["tiny" if tiny else "config"])
+            cfg = LongformerConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                   sep_token_id=tokenizer.sep_token_id, **sizes)
         else:
-            cfg = AlbertConfig(vocab_size=len(tokenizer) if tiny else spec["vocab"], pad_token_id=tokenizer.pad_token_id,
-                               **spec["tiny" if tiny else "config"])
+            cfg = AlbertConfig(**sizes)
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         cfg.save_pretrained(folder)
