@@ -179,7 +179,7 @@ def floor_pass(tok, model, words: List[List[str]], device, args) -> int:
     import torch
 
     from spacy_longner.checkpoint import pad_multiple_of
-    from spacy_longner.model import make_batches
+    from spacy_longner.batching import make_batches
 
     enc = tok(words, is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"]
     cls, sep = tok.cls_token_id, tok.sep_token_id

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import floor_pass  # noqa: E402
 
 from spacy_longner.corpus import bare_copy  # noqa: E402
-from spacy_longner.model import cpu_has_bf16  # noqa: E402
+from spacy_longner.device import cpu_has_bf16  # noqa: E402
 from spacy_longner.report import conlleval, doc_iob2  # noqa: E402
 
 

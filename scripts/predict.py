@@ -7,7 +7,7 @@ import argparse
 
 import spacy
 
-from spacy_longner.pipe import entity_scores
+from spacy_longner.scoring import entity_scores
 
 SAMPLE = (
     "EU rejects German call to boycott British lamb. Peter Blackburn reports from Brussels. "

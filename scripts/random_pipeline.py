@@ -27,7 +27,7 @@ def main() -> None:
     import torch
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
-    from spacy_longner.pipe import tag_labels
+    from spacy_longner.training import tag_labels
 
     torch.manual_seed(args.seed)
     tags = tag_labels(LABELS, "IOB2")

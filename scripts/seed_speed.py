@@ -61,7 +61,7 @@ def make_shapes(out: Path, tiny: bool, conll_dir: Path, names: List[str]) -> Non
     """config.json and the tokenizer of each model, no weights."""
     from transformers import AlbertConfig, LongformerConfig
 
-    from spacy_longner.testing import _train_tokenizer, read_conll_sentences
+    from spacy_longner.testing import train_tokenizer, read_conll_sentences
 
     train = conll_dir / "train.txt"
     if tiny:
@@ -76,7 +76,7 @@ def make_shapes(out: Path, tiny: bool, conll_dir: Path, names: List[str]) -> Non
         spec = SHAPES[name]
         # The trainer stops where the text runs out of merges; the config keeps
         # the seed's vocabulary size, so the embedding matrix is full-sized.
-        tokenizer = _train_tokenizer(spec["kind"], lines, 600 if tiny else spec["vocab"])
+        tokenizer = train_tokenizer(spec["kind"], lines, 600 if tiny else spec["vocab"])
         sizes = dict(spec["tiny" if tiny else "config"], vocab_size=len(tokenizer) if tiny else spec["vocab"],
                      pad_token_id=tokenizer.pad_token_id)
         if spec["kind"] == "longformer":

@@ -71,7 +71,7 @@ def main() -> None:
         return
     import torch
 
-    from spacy_longner.runtime import cpu_has_bf16, cpu_model
+    from spacy_longner.device import cpu_has_bf16, cpu_model
 
     results = {"cpu": cpu_model(), "cpu_has_bf16": cpu_has_bf16(), "torch": torch.__version__, "config": str(args.config), "runs": {}}
     for precision in args.precisions:

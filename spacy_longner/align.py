@@ -13,6 +13,8 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
+from .arrays import offsets, ragged_index, row_max, softmax
+
 AGGREGATIONS = ("first", "average", "max")
 
 
@@ -104,7 +106,7 @@ class WordpieceCache:
             ids, word_ids = ids[keep], word_ids[keep]
             # Pre-split words come back in order, each word's pieces together.
             lengths[sent] = np.bincount(word_ids, minlength=len(sent))
-        starts = len(self.ids) + np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        starts = len(self.ids) + offsets(lengths)[:-1]
         first_row = len(self.row_of)
         self.ids = np.concatenate([self.ids, ids])
         self.starts = np.concatenate([self.starts, starts])
@@ -117,48 +119,9 @@ class WordpieceCache:
         words given by orth id."""
         rows = self.rows(orths, word_of)
         lengths = self.lengths[rows]
-        total = int(lengths.sum())
         # Ragged gather: each word's run of ids from the flat cache.
-        run_start = np.repeat(self.starts[rows] - (np.cumsum(lengths) - lengths), lengths)
-        return self.ids[run_start + np.arange(total, dtype=np.int64)], lengths
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis of an (n, n_labels) array."""
-    z = logits - row_max(logits)[:, None]
-    np.exp(z, out=z)
-    # A matrix-vector product sums the short rows in one BLAS call.
-    z /= (z @ np.ones(z.shape[1], dtype=z.dtype))[:, None]
-    return z
-
-
-# numpy reduces a row of an (n, k) array with one inner loop per row, slow
-# for the few labels of a tagger (9 for CoNLL: `max(axis=1)` over 54,600
-# rows takes 3.5 ms). Going over the k columns, each a vectorised pass over
-# all rows, takes 0.3 ms.
-
-
-def row_max(x: np.ndarray) -> np.ndarray:
-    """x.max(axis=1) for an (n, k) array with small k, k >= 1."""
-    best = x[:, 0].copy()
-    for j in range(1, x.shape[1]):
-        np.maximum(best, x[:, j], out=best)
-    return best
-
-
-def row_argmax(x: np.ndarray) -> np.ndarray:
-    """x.argmax(axis=1) for an (n, k) array with small k, k >= 1: the first
-    index of each row's maximum, as numpy gives it (NaN rows included)."""
-    best = x[:, 0].copy()
-    index = np.zeros(len(x), dtype=np.int64)
-    for j in range(1, x.shape[1]):
-        column = x[:, j]
-        better = column > best
-        index[better] = j
-        np.maximum(best, column, out=best)
-    if np.isnan(best).any():  # numpy's argmax takes the first NaN
-        return x.argmax(axis=1)
-    return index
+        index, _ = ragged_index(self.starts[rows], lengths)
+        return self.ids[index], lengths
 
 
 def first_wordpiece(wp_token: np.ndarray) -> np.ndarray:

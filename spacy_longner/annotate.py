@@ -18,6 +18,8 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from wasabi import msg
 
+from .scoring import entity_dicts
+
 
 @dataclass
 class Record:
@@ -79,13 +81,13 @@ def done_keys(output: Path) -> Tuple[Set[Union[int, str]], int]:
     return keys, good
 
 
-def doc_entities(doc, spans_key: str) -> List[Dict[str, object]]:
-    from .pipe import entity_scores
+def long_ner_spans_key(nlp) -> str:
+    """The span group key of the pipeline's long_ner component (its
+    confidences), found by the component's class, not by the first
+    component whose settings have a `spans_key` (a spancat has one too)."""
+    from .pipe import LongNER
 
-    return [
-        {"text": e.text, "label": e.label_, "start_char": e.start_char, "end_char": e.end_char, "score": score}
-        for e, score in zip(doc.ents, entity_scores(doc, spans_key))
-    ]
+    return next((p.cfg["spans_key"] for _, p in nlp.pipeline if isinstance(p, LongNER)), "long_ner")
 
 
 def annotate(pipeline: str, input_path: Path, output: Path, *, batch_size: int = 64, n_process: int = 1,
@@ -94,7 +96,7 @@ def annotate(pipeline: str, input_path: Path, output: Path, *, batch_size: int =
     from tqdm import tqdm
 
     nlp = spacy.load(pipeline)
-    spans_key = next((p.cfg["spans_key"] for _, p in nlp.pipeline if hasattr(p, "cfg") and "spans_key" in p.cfg), "long_ner")
+    spans_key = long_ner_spans_key(nlp)
     keys, good = done_keys(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.exists():
@@ -119,7 +121,7 @@ def annotate(pipeline: str, input_path: Path, output: Path, *, batch_size: int =
                 counts["malformed"] += 1
             else:
                 doc, _ = next(results)
-                line = {"key": rec.key, "id": rec.id, "entities": doc_entities(doc, spans_key)}
+                line = {"key": rec.key, "id": rec.id, "entities": entity_dicts(doc, spans_key)}
                 counts["done"] += 1
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
             out.flush()

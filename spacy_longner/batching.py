@@ -1,7 +1,9 @@
 """Planning and batching: the words of each doc through the checkpoint's
 tokenizer, the windows of each doc (windows.py), and length-sorted batches of
 windows over a whole buffer of docs. CPU-only work on numpy arrays; it runs
-ahead of the forward pass where long_ner prefetches (pipe.py)."""
+ahead of the forward pass where long_ner prefetches (stream.py). It never
+sees a device: what a forward call costs comes in as a number
+(`plan_buffer(..., overhead=)`, runtime.batch_overhead)."""
 
 import warnings
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from spacy.tokens import Doc
 from thinc.api import Model
 
 from .align import DocEncoding
+from .arrays import offsets, ragged_index
 from .checkpoint import HFState
 from .errors import Warnings
 from .windows import WindowPlan, sentence_cut_windows, sentence_windows, sliding_windows
@@ -33,12 +36,11 @@ def encode_docs(state: HFState, docs: Sequence[Doc]) -> List[DocEncoding]:
     with state.tokenizer_lock:
         ids, lengths = state.wordpieces.encode(all_orths, _word_lookup(docs))
     # Each wordpiece's token index within its doc.
-    doc_start = np.concatenate([[0], np.cumsum(n_tokens)[:-1]]).astype(np.int64)
-    local = np.arange(len(all_orths), dtype=np.int64) - np.repeat(doc_start, n_tokens)
+    local, _ = ragged_index(np.zeros(len(docs), dtype=np.int64), n_tokens)
     tokens = np.repeat(local, lengths)
     # A doc's wordpieces end where its last token's do.
-    piece_end = np.concatenate([[0], np.cumsum(lengths)])[np.cumsum(n_tokens)]
-    piece_start = np.concatenate([[0], piece_end[:-1]]).astype(np.int64)
+    piece_bounds = offsets(lengths)[offsets(n_tokens)]
+    piece_start, piece_end = piece_bounds[:-1], piece_bounds[1:]
     return [
         DocEncoding(ids[s:e], tokens[s:e], int(n))
         for s, e, n in zip(piece_start.tolist(), piece_end.tolist(), n_tokens.tolist())
@@ -110,17 +112,23 @@ def plan_doc(model: Model, state: HFState, doc: Doc, enc: DocEncoding) -> Window
 
 
 @dataclass
-class _Batch:
-    windows: np.ndarray  # window indices in this batch, by row
-    input_ids: np.ndarray  # (b, T)
-    attention_mask: np.ndarray  # (b, T)
-    lengths: np.ndarray  # (b,) content lengths
+class Batch:
+    """One forward call's input.
+
+    windows: the window index of each row; input_ids, attention_mask: (b, T)
+    with special tokens and padding; lengths: (b,) content wordpieces a row.
+    """
+
+    windows: np.ndarray
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    lengths: np.ndarray
 
 
 PAD_TOLERANCE = 0.1
 
 
-def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: List[int], pad_id: int, budget: int, pad_multiple: int = 1, pad_tolerance: float = PAD_TOLERANCE, overhead: int = 0) -> List[_Batch]:
+def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: List[int], pad_id: int, budget: int, pad_multiple: int = 1, pad_tolerance: float = PAD_TOLERANCE, overhead: int = 0) -> List[Batch]:
     """Length-sorted batches of windows, each within `budget` padded wordpieces
     (a single window longer than the budget gets a batch of its own). Widths
     are rounded up to a multiple of `pad_multiple`. A batch takes only
@@ -164,7 +172,7 @@ def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: Li
                 continue
         groups.append([i, end, width])
         i = end
-    batches: List[_Batch] = []
+    batches: List[Batch] = []
     for first, end, width in groups:
         chosen = order[first:end]
         b = len(chosen)
@@ -176,32 +184,8 @@ def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: Li
         for w in chosen:
             pieces += [prefix_arr, window_ids[w], suffix_arr]
         ids[mask.astype(bool)] = np.concatenate(pieces)
-        batches.append(_Batch(chosen, ids, mask, lengths[chosen]))
+        batches.append(Batch(chosen, ids, mask, lengths[chosen]))
     return batches
-
-
-# A forward call's fixed cost over the cost of one wordpiece, times the
-# weights per layer: fitted on the CPU machine (docs/PERFORMANCE.md, session
-# 6): a 2-layer, 64-wide BERT pays 644 us a call and 1.97 us a wordpiece
-# (327 wordpieces a call; 32,768 weights a layer; 327 x 32,768, rounded
-# down).
-_CPU_CALL_COST = 10_000_000
-
-
-def batch_overhead(state: HFState, device_type: str) -> int:
-    """What a forward call costs beyond its wordpieces, in padded
-    wordpieces, for make_batches. On CPU a call's fixed cost (Python and
-    torch dispatch per module, about the same for any width) weighs against
-    the per-wordpiece cost, which grows with the weights per layer: a few
-    hundred wordpieces for a 64-wide model, single digits for MiniLM and
-    larger. On CUDA: 0 (batches as before; not measured)."""
-    if device_type != "cpu":
-        return 0
-    cfg = state.hf_model.config
-    hidden = getattr(cfg, "hidden_size", 0) or 0
-    inner = getattr(cfg, "intermediate_size", 0) or 4 * hidden
-    per_layer = 4 * hidden * hidden + 2 * hidden * inner
-    return int(_CPU_CALL_COST // per_layer) if per_layer else 0
 
 
 @dataclass
@@ -220,7 +204,7 @@ class PlannedBuffer:
     """
 
     encs: List[DocEncoding]
-    batches: List["_Batch"]
+    batches: List["Batch"]
     gather: np.ndarray
     n_prefix: int
     rows: np.ndarray = None  # type: ignore[assignment]
@@ -234,20 +218,18 @@ class PlannedBuffer:
         return [enc.n_wp for enc in self.encs]
 
 
-def plan_buffer(model: Model, docs: Sequence[Doc], *, join: bool = True) -> PlannedBuffer:
+def plan_buffer(model: Model, docs: Sequence[Doc], *, overhead: int = 0) -> PlannedBuffer:
     """Tokenize, plan the windows of and batch a buffer of docs. In document
     context a doc that fits one window (every sentence, most documents) is
     its own window, with no plan made for it; the rows of all such docs are
     computed at once.
 
-    join: let make_batches join batches where that is cheaper than a
-    forward call (inference). Training passes False: joined batches change
-    the shapes dropout draws its masks for, so a training run would no
-    longer give the weights that earlier versions gave for the same config
-    and seed. What joining saves there (a forward call's fixed cost, 5
-    wordpieces' worth for MiniLM) was not measured in training."""
-    from .runtime import _resolve_device  # runtime imports this module
-
+    overhead: what a forward call costs beyond its wordpieces, in padded
+    wordpieces (runtime.batch_overhead): make_batches joins batches where
+    that is cheaper than a call. 0 (training): no joining, since joined
+    batches change the shapes dropout draws its masks for, and a training
+    run would no longer give the weights that earlier versions gave for the
+    same config and seed."""
     state: HFState = model.attrs["state"]
     encs = encode_docs(state, docs)
     n_wp = np.fromiter((enc.n_wp for enc in encs), dtype=np.int64, count=len(encs))
@@ -265,26 +247,26 @@ def plan_buffer(model: Model, docs: Sequence[Doc], *, join: bool = True) -> Plan
         plans[i] = plan
         window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts.tolist(), plan.ends.tolist()))
     batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, model.attrs["wordpiece_budget"], state.pad_multiple,
-                           overhead=batch_overhead(state, _resolve_device(model).type) if join else 0)
+                           overhead=overhead)
     # Offset of each window's content rows in the concatenated batch outputs.
-    offsets = np.zeros(len(window_ids), dtype=np.int64)
+    window_offset = np.zeros(len(window_ids), dtype=np.int64)
     if batches:
         order = np.concatenate([b.windows for b in batches])
         proc_len = np.concatenate([b.lengths for b in batches]).astype(np.int64)
-        offsets[order] = np.concatenate([[0], np.cumsum(proc_len)[:-1]])
+        window_offset[order] = offsets(proc_len)[:-1]
     # Each wordpiece's row, in doc order: its window's offset plus its place
     # in the window (one-window docs at once, planned docs one by one).
-    piece_start = np.concatenate([[0], np.cumsum(n_wp)[:-1]]).astype(np.int64)
-    local = np.arange(int(n_wp.sum()), dtype=np.int64) - np.repeat(piece_start, n_wp)
-    gather = offsets[window_base[np.repeat(np.arange(len(encs)), n_wp)]] + local if len(local) else local
+    piece_start = offsets(n_wp)[:-1]
+    local, owner = ragged_index(np.zeros(len(encs), dtype=np.int64), n_wp)
+    gather = window_offset[window_base[owner]] + local if len(local) else local
     for i, plan in plans.items():
         a, b = int(piece_start[i]), int(piece_start[i] + n_wp[i])
         if b > a:
-            gather[a:b] = offsets[window_base[i] + plan.owner] + (local[a:b] - plan.starts[plan.owner])
+            gather[a:b] = window_offset[window_base[i] + plan.owner] + (local[a:b] - plan.starts[plan.owner])
     return PlannedBuffer(encs, batches, gather, len(state.prefix))
 
 
-def output_rows(batches: Sequence["_Batch"], gather: np.ndarray, n_prefix: int) -> np.ndarray:
+def output_rows(batches: Sequence["Batch"], gather: np.ndarray, n_prefix: int) -> np.ndarray:
     """See PlannedBuffer.rows."""
     content = []
     base = 0
@@ -292,9 +274,7 @@ def output_rows(batches: Sequence["_Batch"], gather: np.ndarray, n_prefix: int) 
         b, T = batch.input_ids.shape
         lengths = batch.lengths.astype(np.int64)
         row_start = base + np.arange(b, dtype=np.int64) * T + n_prefix
-        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        owner = np.repeat(np.arange(b), lengths)
-        content.append(row_start[owner] + (np.arange(int(lengths.sum()), dtype=np.int64) - first[owner]))
+        content.append(ragged_index(row_start, lengths)[0])
         base += b * T
     if not content:
         return np.zeros(0, dtype=np.int64)

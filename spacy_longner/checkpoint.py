@@ -6,9 +6,9 @@ import gc
 import re
 import threading
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from thinc.api import Model, PyTorchShim
+from thinc.api import Model
 
 from .align import WordpieceCache
 from .errors import Errors
@@ -29,7 +29,16 @@ def pad_multiple_of(config) -> int:
 
 class HFState:
     """What `load_checkpoint` puts in `model.attrs["state"]`: the torch model,
-    its tokenizer and the settings resolved against them."""
+    its tokenizer and the settings resolved against them.
+
+    What other modules derive from the model (an int8 copy, the training
+    shim) lives in `derived`, made by its owner through `derive()` and
+    dropped in one place, `weights_changed()`. The wordpiece cache depends
+    on the tokenizer only and lives as long as it does."""
+
+    # Derived objects that wrap the modules rather than copy the weights'
+    # values: they survive a training step and go only with a new head.
+    WRAPPERS = ("shim",)
 
     def __init__(self, hf_model, tokenizer, *, source: str, has_head: bool, max_len: int, prefix: List[int], suffix: List[int], window: int, stride: int, global_attention: str):
         self.hf_model = hf_model
@@ -43,8 +52,7 @@ class HFState:
         self.stride = stride
         self.global_attention = global_attention
         self.pad_multiple = pad_multiple_of(hf_model.config)
-        self.shim: Optional[PyTorchShim] = None
-        self.quantized = None
+        self.derived: Dict[str, Any] = {}
         self.warned_no_sents = False
         self.warned_fork = False
         self.predicted_in_pid: Optional[int] = None
@@ -57,11 +65,26 @@ class HFState:
         state = dict(self.__dict__)
         del state["tokenizer_lock"]
         state["_wordpieces"] = None  # rebuilt on first use
+        state["derived"] = {}
         return state
 
     def __setstate__(self, state) -> None:
         self.__dict__.update(state)
         self.tokenizer_lock = threading.Lock()
+
+    def derive(self, key: str, build: Callable[[], Any]) -> Any:
+        """The object derived from the weights under `key`, built on first
+        use (until `weights_changed()`)."""
+        if key not in self.derived:
+            self.derived[key] = build()
+        return self.derived[key]
+
+    def weights_changed(self, *, new_modules: bool = False) -> None:
+        """Drop what was derived from the weights' values (after a training
+        step); with `new_modules` (a new head), also what wraps the modules
+        (the training shim, so the optimizer sees the new parameters)."""
+        kept = () if new_modules else self.WRAPPERS
+        self.derived = {k: v for k, v in self.derived.items() if k in kept}
 
     @property
     def wordpieces(self) -> WordpieceCache:
@@ -253,5 +276,67 @@ def resize_head(state: HFState, labels: Sequence[str]) -> None:
     hf_model.config.id2label = {i: lab for i, lab in enumerate(labels)}
     hf_model.config.label2id = {lab: i for i, lab in enumerate(labels)}
     state.has_head = True
-    state.shim = None
-    state.quantized = None
+    state.weights_changed(new_modules=True)
+
+
+# ------------------------------------------------------------ pipeline folders
+# A component's folder in a saved pipeline: `cfg` (its settings and the
+# model's labels, window and stride) and `model/` (the checkpoint as
+# save_pretrained writes it, weights as safetensors).
+
+UNSAFE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def save_component(state: HFState, cfg: Dict[str, Any], path: Path) -> None:
+    """Write a component's folder: `cfg` and the checkpoint under `model/`."""
+    import srsly
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(path / "cfg", {**cfg, "model_labels": state.labels, "window": state.window, "stride": state.stride})
+    save_checkpoint(state, path / "model")
+
+
+def load_component(model: Model, path: Path, component: str) -> HFState:
+    """Load the checkpoint of a component's folder written by
+    `save_component` into `model`, and check it against the `cfg` beside it:
+    a mismatch of labels means a damaged or hand-edited folder, and is a
+    coded error that says so. Window and stride may differ: they are
+    settings, which a user may change when loading."""
+    import srsly
+
+    path = Path(path)
+    folder = path / "model"
+    if not (folder / "config.json").exists():
+        raise ValueError(Errors.E013.format(path=folder))
+    try:
+        saved = srsly.read_json(path / "cfg")
+    except (OSError, ValueError) as e:
+        raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"it cannot be read ({e})")) from e
+    if not isinstance(saved, dict):
+        raise ValueError(Errors.E019.format(path=path / "cfg", problem="it is not a JSON object"))
+    check_pipeline_weights(folder)
+    state = load_checkpoint(model, str(folder), component=component, local=True, safetensors_only=True)
+    if "model_labels" in saved and saved["model_labels"] != state.labels:
+        raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"its model_labels {saved['model_labels']!r} differ from the saved model's {state.labels!r}"))
+    return state
+
+
+def check_pipeline_weights(folder: Path) -> None:
+    """A pipeline folder is something people download and share: its weights
+    are read as safetensors only (no pickle, which can run code on load), and
+    a damaged file is named in a coded error."""
+    from safetensors import SafetensorError, safe_open
+
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in UNSAFE_WEIGHT_SUFFIXES)
+    if pickled:
+        raise ValueError(Errors.E020.format(path=folder, files=", ".join(pickled)))
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise ValueError(Errors.E021.format(path=folder / "model.safetensors", problem="it is missing"))
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                f.keys()
+        except (SafetensorError, OSError) as e:
+            raise ValueError(Errors.E021.format(path=file, problem=e)) from e

@@ -10,7 +10,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .align import row_argmax
+from .arrays import row_argmax
 from .errors import Errors
 
 SCHEMES = ("auto", "IOB1", "IOB2", "BIOES", "BILOU", "IO")
@@ -190,41 +190,6 @@ def allowed_transitions(tagset: TagSet) -> Tuple[np.ndarray, np.ndarray, np.ndar
     return trans, first, last
 
 
-def viterbi(log_probs: np.ndarray, tagset: TagSet) -> np.ndarray:
-    """The most probable tag sequence that is valid under the scheme.
-
-    log_probs (np.ndarray): (n_tokens, n_labels) log probabilities.
-    RETURNS (np.ndarray): best label id per token.
-    """
-    n, n_labels = log_probs.shape
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    trans, first, last = allowed_transitions(tagset)
-    neg = np.float64(-1e30)
-    trans_score = np.where(trans, 0.0, neg)
-    lp = log_probs.astype(np.float64)
-    score = lp[0] + np.where(first, 0.0, neg)
-    back = np.empty((n, n_labels), dtype=np.int32)
-    for i in range(1, n):
-        cand = score[:, None] + trans_score
-        back[i] = cand.argmax(axis=0)
-        score = cand[back[i], np.arange(n_labels)] + lp[i]
-    score = score + np.where(last, 0.0, neg)
-    path = np.empty(n, dtype=np.int64)
-    path[-1] = int(score.argmax())
-    for i in range(n - 1, 0, -1):
-        path[i - 1] = back[i, path[i]]
-    return path
-
-
-def is_valid(tags: np.ndarray, tagset: TagSet) -> bool:
-    """Whether a tag sequence obeys the scheme (see allowed_transitions)."""
-    if len(tags) == 0:
-        return True
-    trans, first, last = allowed_transitions(tagset)
-    return bool(first[tags[0]] and last[tags[-1]] and trans[tags[:-1], tags[1:]].all())
-
-
 def invalid_sequences(tags: np.ndarray, seq_id: np.ndarray, seq_start: np.ndarray, n_seqs: int, allowed) -> np.ndarray:
     """Which of many concatenated tag sequences break the scheme.
 
@@ -312,15 +277,23 @@ def decode_buffer(
     *,
     decoding: str = "conlleval",
 ) -> Tuple[np.ndarray, EntityArrays]:
-    """decode_tokens over the tokens of many docs at once.
+    """Decode per-token label probabilities of many docs into tags and
+    entities, each doc as its own sequence.
 
     probs (np.ndarray): (n_tokens, n_labels) probabilities, the docs' tokens
         concatenated.
-    visible (np.ndarray): bool per token (see decode_tokens).
+    visible (np.ndarray): bool per token: False for tokens the model never
+        saw (whitespace, no wordpiece). A doc's visible tokens are decoded as
+        one sequence, as if the others were not there, so whitespace between
+        two words never changes the entities: an entity may hold invisible
+        tokens inside it, but never starts or ends on one.
     doc_offsets (np.ndarray): (n_docs + 1,) where each doc's tokens start.
+    decoding (str): "conlleval" (argmax, then conlleval chunking) or
+        "viterbi" (most probable valid sequence, then the same chunking).
     RETURNS (Tuple[np.ndarray, EntityArrays]): label id per token (-1 for an
-        invisible token) and the entities. Each doc is decoded as its own
-        sequence: the result is the same as decode_tokens doc by doc.
+        invisible token) and the entities in token offsets with their
+        confidence: the mean probability of the chosen tag over the entity's
+        visible tokens.
     """
     if decoding not in DECODINGS:
         raise ValueError(
@@ -361,40 +334,3 @@ def decode_buffer(
     docs = seq_id[starts]
     base = doc_offsets[docs]
     return tags, EntityArrays(docs, seen[starts] - base, seen[ends - 1] + 1 - base, types, scores)
-
-
-@dataclass
-class Entity:
-    start: int
-    end: int
-    label: str
-    score: float
-
-
-def decode_tokens(
-    probs: np.ndarray,
-    visible: np.ndarray,
-    tagset: TagSet,
-    *,
-    decoding: str = "conlleval",
-) -> Tuple[np.ndarray, List[Entity]]:
-    """Decode per-token label probabilities into tags and entities.
-
-    probs (np.ndarray): (n_tokens, n_labels) probabilities.
-    visible (np.ndarray): bool per token: False for tokens the model never saw
-        (whitespace, no wordpiece). The visible tokens are decoded as one
-        sequence, as if the others were not there, so whitespace between two
-        words never changes the entities: an entity may hold invisible tokens
-        inside it, but never starts or ends on one.
-    decoding (str): "conlleval" (argmax, then conlleval chunking) or "viterbi"
-        (most probable valid sequence, then the same chunking).
-    RETURNS (Tuple[np.ndarray, List[Entity]]): label id per token (-1 for an
-        invisible token), and the entities in token offsets with their
-        confidence: the mean probability of the chosen tag over the entity's
-        visible tokens.
-    """
-    tags, ents = decode_buffer(probs, visible, np.array([0, probs.shape[0]]), tagset, decoding=decoding)
-    return tags, [
-        Entity(int(a), int(b), tagset.types[c], float(sc))
-        for a, b, c, sc in zip(ents.start, ents.end, ents.type_id, ents.score)
-    ]

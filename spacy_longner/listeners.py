@@ -15,7 +15,7 @@ the downstream component).
 spacy-transformers is imported only here, and only where a pipe asks for it.
 """
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -63,3 +63,68 @@ def make_trf_data(wp_token: np.ndarray, input_ids: np.ndarray, hidden: np.ndarra
     hidden = np.asarray(hidden, dtype="float32")
     output = BaseModelOutput(last_hidden_state=hidden.reshape(1, n_wp, hidden.shape[-1]))
     return TransformerData(wordpieces=wordpieces, model_output=output, align=align)
+
+
+class ListenedToMixin:
+    """spaCy's listened-to protocol (spacy.ty.ListenedToComponent), as
+    spacy-transformers' Transformer implements it, for LongNER: which
+    TransformerListener layers of other components read this component's
+    encoder output (`store_trf_data`). The class that mixes it in has
+    `name`, `cfg`, `model` and `hidden_width`, and a `listener_map`."""
+
+    listener_map: Dict[str, List[Any]]
+
+    @property
+    def listeners(self) -> List[Any]:
+        return [m for c in self.listening_components for m in self.listener_map[c]]
+
+    @property
+    def listening_components(self) -> List[str]:
+        return list(self.listener_map.keys())
+
+    def add_listener(self, listener, component_name: str) -> None:
+        self.listener_map.setdefault(component_name, [])
+        if listener not in self.listener_map[component_name]:
+            self.listener_map[component_name].append(listener)
+        self.set_listener_widths()
+
+    def remove_listener(self, listener, component_name: str) -> bool:
+        if listener in self.listener_map.get(component_name, []):
+            self.listener_map[component_name].remove(listener)
+            if not self.listener_map[component_name]:
+                del self.listener_map[component_name]
+            return True
+        return False
+
+    def find_listeners(self, component) -> None:
+        """Register the TransformerListener layers of `component` whose
+        upstream is this component ("*": any upstream, taken only where this
+        component shares its encoder output)."""
+        from thinc.api import Model
+
+        model = getattr(component, "model", None)
+        if not isinstance(model, Model):
+            return
+        for node in model.walk():
+            if is_listener(node, (self.name,)) and not self.cfg["store_trf_data"]:
+                raise ValueError(Errors.E023.format(listener=component.name, component=self.name))
+            if self.cfg["store_trf_data"] and is_listener(node, ("*", self.name)):
+                self.add_listener(node, component.name)
+
+    def set_listener_widths(self) -> None:
+        """Give listeners the encoder's width once the checkpoint is loaded
+        (a listener reads it even at inference, for docs without trf_data)."""
+        if self.model.attrs["state"] is None or not self.listener_map:
+            return
+        width = self.hidden_width
+        for listener in self.listeners:
+            if listener.has_dim("nO") is None:
+                listener.set_dim("nO", width)
+
+    def doc_trf_data(self, out) -> Any:
+        """A doc's TransformerData from its DocLogits (model.py)."""
+        hidden = out.hidden
+        if hidden is None:  # a doc with no wordpieces
+            hidden = np.zeros((0, self.hidden_width), dtype="float32")
+        input_ids = out.input_ids if out.input_ids is not None else np.zeros(0, dtype="int64")
+        return make_trf_data(out.wp_token, input_ids, hidden, out.n_tokens)

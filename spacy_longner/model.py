@@ -12,10 +12,10 @@ The checkpoint is not loaded when the model is built (a pipeline loaded from
 disk must not touch the original checkpoint): `load_checkpoint` is called by
 the component on first use, in `initialize()`, or by `from_disk`.
 
-Modules, one job each: checkpoint.py (checkpoint I/O), batching.py
-(tokenizing, window planning, batching), runtime.py (device, precision, the
-inference forward pass, quantization), this module (the thinc model and the
-training shim). Their public names are imported here too.
+Its parts: checkpoint.py (checkpoint I/O), batching.py (tokenizing, window
+planning, batching), device.py (device and precision), runtime.py (the
+inference forward pass, quantization); this module holds the thinc model
+and the training shim.
 """
 
 from dataclasses import dataclass
@@ -28,35 +28,12 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchGradScaler, PyTorchShim, get_torch_default_device, torch2xp, xp2torch
 from thinc.model import deserialize_attr, serialize_attr
 
-from .batching import (  # noqa: F401  (public names of the model's parts)
-    PAD_TOLERANCE,
-    PlannedBuffer,
-    encode_docs,
-    make_batches,
-    plan_buffer,
-    plan_doc,
-    sentence_starts_wp,
-)
-from .checkpoint import (  # noqa: F401
-    HFState,
-    find_classifier,
-    load_checkpoint,
-    max_model_length,
-    resize_head,
-    resolve_source,
-    save_checkpoint,
-    special_tokens,
-)
+from .arrays import offsets
+from .batching import PlannedBuffer, plan_buffer
+from .checkpoint import HFState
+from .device import autocast, resolve_device
 from .errors import Errors
-from .runtime import (  # noqa: F401
-    _autocast,
-    _batch_inputs,
-    gather_rows,
-    cpu_has_bf16,
-    fork_safe_threads,
-    quantized_linears,
-    run_buffer,
-)
+from .runtime import batch_inputs, batch_overhead, fork_safe_threads, gather_rows, run_buffer
 
 
 @dataclass
@@ -93,7 +70,7 @@ class BufferLogits:
     encs: list
 
     def split(self) -> List[DocLogits]:
-        cuts = np.cumsum([enc.n_wp for enc in self.encs])[:-1]
+        cuts = offsets([enc.n_wp for enc in self.encs])[1:-1]
         logits = np.split(self.logits, cuts)
         hiddens = np.split(self.hidden, cuts) if self.hidden is not None else [None] * len(self.encs)
         keep_ids = self.hidden is not None
@@ -201,13 +178,19 @@ def predict_buffer(model: Model, docs: List[Doc], planned: Optional[PlannedBuffe
     if state is None:
         raise ValueError(Errors.E016)
     if planned is None:
-        planned = plan_buffer(model, docs)
+        planned = plan_buffer(model, docs, overhead=inference_overhead(model))
     n_labels = state.hf_model.config.num_labels
     if not planned.batches:
         return BufferLogits(np.zeros((0, n_labels), dtype=np.float32), None, planned.encs)
     with fork_safe_threads(state):
         logits, hidden = run_buffer(model, state, planned)
     return BufferLogits(logits, hidden, planned.encs)
+
+
+def inference_overhead(model: Model) -> int:
+    """runtime.batch_overhead for the device the model predicts on: what
+    plan_buffer may join batches for at inference."""
+    return batch_overhead(model.attrs["state"], resolve_device(model.attrs["device"]).type)
 
 
 def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogits], Callable]:
@@ -217,26 +200,26 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
     if state is None:
         raise ValueError(Errors.E016)
     n_labels = state.hf_model.config.num_labels
-    planned = plan_buffer(model, docs, join=False)
+    planned = plan_buffer(model, docs)
     encs, batches = planned.encs, planned.batches
 
     if not batches:
         empty = [DocLogits(model.ops.alloc2f(0, n_labels), enc.wp_token, enc.n_tokens) for enc in encs]
         return empty, lambda d: []
-    shim = _get_shim(model, state)
-    state.quantized = None
+    shim = training_shim(model, state)
+    state.weights_changed()  # this step changes the weights
     device = shim.device
     parts = []
     backprop_shim = None
     # bf16 autocast is ours: thinc's shim autocasts to fp16 only.
-    with _autocast(device, "bf16" if model.attrs["precision"] == "bf16" else "fp32"):
+    with autocast(device, "bf16" if model.attrs["precision"] == "bf16" else "fp32"):
         for batch in batches:
-            out, bp = shim(ArgsKwargs(args=(), kwargs=_batch_inputs(state, batch, device)), is_train=True)
+            out, bp = shim(ArgsKwargs(args=(), kwargs=batch_inputs(state, batch, device)), is_train=True)
             backprop_shim = backprop_shim or bp
             parts.append(out.logits)
     flat = gather_rows(parts, planned, device)
     flat_xp = torch2xp(flat.detach().float())
-    splits = model.ops.xp.split(flat_xp, np.cumsum(planned.wp_lengths)[:-1].tolist())
+    splits = model.ops.xp.split(flat_xp, offsets(planned.wp_lengths)[1:-1].tolist())
     outputs = [DocLogits(s, enc.wp_token, enc.n_tokens) for s, enc in zip(splits, encs)]
 
     def backprop(d_outputs: List[Any]) -> List[Doc]:
@@ -248,21 +231,25 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
     return outputs, backprop
 
 
-def _get_shim(model: Model, state: HFState) -> PyTorchShim:
-    """The PyTorchShim used in training, made once per loaded checkpoint."""
-    if state.shim is None:
+def training_shim(model: Model, state: HFState) -> PyTorchShim:
+    """The PyTorchShim used in training, made once per loaded checkpoint
+    (and again after a new head, `state.weights_changed(new_modules=True)`)."""
+
+    def build() -> PyTorchShim:
         # thinc's shim autocasts on CUDA only, to the dtype of the autocast
         # around it: fp16 by default, bf16 inside forward()'s bf16 autocast
         # (which also covers bf16 on a CPU). Only fp16 needs a grad scaler.
         on_cuda = get_torch_default_device().type == "cuda"  # where the shim puts the model
         mixed = model.attrs["precision"] != "fp32" and on_cuda
-        state.shim = PyTorchShim(
+        return PyTorchShim(
             state.hf_model,
             mixed_precision=mixed,
             grad_scaler=PyTorchGradScaler(enabled=model.attrs["precision"] == "fp16"),
         )
-        model.shims[:] = [state.shim]
-    return state.shim
+
+    shim = state.derive("shim", build)
+    model.shims[:] = [shim]
+    return shim
 
 
 @registry.misc("spacy-longner.package_model_path.v1")

@@ -1,87 +1,48 @@
-"""The torch side of inference: device and precision, the forward pass over
-a planned buffer, int8 quantization on CPU, and OpenMP safety after fork."""
+"""The torch forward pass at inference: over a planned buffer, on the
+device and in the precision set (device.py), int8 quantization on CPU, what
+a forward call costs for batching, and OpenMP safety after fork."""
 
 import contextlib
-import functools
 import os
 import warnings
 from typing import Optional, Set
 
 import numpy as np
-from thinc.api import CupyOps, Model, get_current_ops
 
-from .batching import PlannedBuffer, _Batch
+from thinc.api import Model
+
+from .batching import Batch, PlannedBuffer
 from .checkpoint import HFState, find_classifier
+from .device import autocast, resolve_device, to_device
 from .errors import Warnings
 
-
-def _resolve_device(model: Model):
-    import torch
-
-    setting = model.attrs["device"]
-    if setting:
-        return torch.device(setting)
-    ops = get_current_ops()
-    if isinstance(ops, CupyOps):
-        return torch.device("cuda", ops.device_id)
-    return torch.device("cpu")
+# A forward call's fixed cost over the cost of one wordpiece, times the
+# weights per layer: fitted on the CPU machine (docs/PERFORMANCE.md): a 2-layer, 64-wide BERT pays 644 us a call and 1.97 us a wordpiece
+# (327 wordpieces a call; 32,768 weights a layer; 327 x 32,768, rounded
+# down).
+_CPU_CALL_COST = 10_000_000
 
 
-def _autocast(device, precision: str):
-    import contextlib
-
-    import torch
-
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=dtype)
-    if device.type == "cpu" and precision == "bf16" and cpu_has_bf16():
-        return torch.autocast(device_type="cpu", dtype=dtype)
-    warnings.warn(Warnings.W002.format(precision=precision, device=device))
-    return contextlib.nullcontext()
-
-
-@functools.cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX). Without
-    them torch emulates bf16, slower than fp32. With them it depends on the
-    CPU: MiniLM predicted 2.4x faster than fp32 on an AMD EPYC, but 0.6x on
-    an Intel Xeon with AVX512-BF16 and no AMX (docs/PERFORMANCE.md)."""
-    import torch
-
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+def batch_overhead(state: HFState, device_type: str) -> int:
+    """What a forward call costs beyond its wordpieces, in padded
+    wordpieces, for make_batches. On CPU a call's fixed cost (Python and
+    torch dispatch per module, about the same for any width) weighs against
+    the per-wordpiece cost, which grows with the weights per layer: a few
+    hundred wordpieces for a 64-wide model, single digits for MiniLM and
+    larger. On CUDA: 0 (batches as before; not measured)."""
+    if device_type != "cpu":
+        return 0
+    cfg = state.hf_model.config
+    hidden = getattr(cfg, "hidden_size", 0) or 0
+    inner = getattr(cfg, "intermediate_size", 0) or 4 * hidden
+    per_layer = 4 * hidden * hidden + 2 * hidden * inner
+    return int(_CPU_CALL_COST // per_layer) if per_layer else 0
 
 
-def cpu_model() -> str:
-    """The CPU's model name (for benchmark records), as /proc/cpuinfo gives it."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor()
-
-
-def to_device(array: np.ndarray, device):
-    """A host array on the device: on CUDA through pinned memory, copied
-    without blocking the host (the copy is ordered before the kernels that
-    read it on the same stream)."""
-    import torch
-
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
-
-
-def _batch_inputs(state: HFState, batch: _Batch, device):
+def batch_inputs(state: HFState, batch: Batch, device) -> dict:
+    """The keyword arguments of the model's forward call for a batch: ids and
+    attention mask on the device, and Longformer's global attention mask
+    where the checkpoint uses one."""
     kwargs = {
         "input_ids": to_device(batch.input_ids, device),
         "attention_mask": to_device(batch.attention_mask, device),
@@ -111,20 +72,20 @@ def run_buffer(model: Model, state: HFState, planned: PlannedBuffer) -> "tuple[n
     per buffer, not one per batch or doc."""
     import torch
 
-    device = _resolve_device(model)
+    device = resolve_device(model.attrs["device"])
     hf = state.hf_model
     if next(hf.parameters()).device != device:
         hf.to(device)
     hf.eval()
     if model.attrs["quantize"] != "none" and device.type == "cpu":
-        hf = _quantized(state, model.attrs["quantize"])
+        hf = quantized_model(state, model.attrs["quantize"])
     parts, hidden_parts = [], []
     want_hidden = bool(model.attrs.get("hidden_states"))
     # A quantized copy computes its own way; autocast is for the float model.
     precision = "fp32" if hf is not state.hf_model else model.attrs["precision"]
-    with torch.inference_mode(), _autocast(device, precision):
+    with torch.inference_mode(), autocast(device, precision):
         for batch in planned.batches:
-            out = hf(**_batch_inputs(state, batch, device), output_hidden_states=want_hidden)
+            out = hf(**batch_inputs(state, batch, device), output_hidden_states=want_hidden)
             parts.append(out.logits)
             if want_hidden:
                 hidden_parts.append(out.hidden_states[-1])
@@ -166,20 +127,22 @@ def fork_safe_threads(state: HFState):
         torch.set_num_threads(before)
 
 
-def _quantized(state: HFState, how: str = "int8"):
+def quantized_model(state: HFState, how: str = "int8"):
     """An int8 dynamically quantized copy of the model for CPU inference, made
-    once per loaded checkpoint (training steps drop it)."""
-    import copy
+    once per loaded checkpoint (`state.weights_changed()` drops it)."""
 
-    import torch
+    def build():
+        import copy
 
-    if state.quantized is None:
+        import torch
+
         hf = copy.deepcopy(state.hf_model).cpu().eval()
         with warnings.catch_warnings():
             # torch marks its eager-mode quantization as deprecated (moving to torchao).
             warnings.simplefilter("ignore")
-            state.quantized = torch.ao.quantization.quantize_dynamic(hf, quantized_linears(hf, how), dtype=torch.qint8)
-    return state.quantized
+            return torch.ao.quantization.quantize_dynamic(hf, quantized_linears(hf, how), dtype=torch.qint8)
+
+    return state.derive(f"quantized_{how}", build)
 
 
 def quantized_linears(hf_model, how: str) -> Set[str]:

@@ -34,13 +34,11 @@ def _struct(fields):
 
 
 def doc_entities(doc, spans_key: str) -> List[dict]:
-    """Entities of a doc as dicts (character offsets, end exclusive)."""
-    from .pipe import entity_scores
+    """Entities of a doc as dicts (character offsets `start`/`end`, end
+    exclusive), the fields of ENTITY_FIELDS."""
+    from .scoring import entity_dicts
 
-    return [
-        {"text": e.text, "label": e.label_, "start": e.start_char, "end": e.end_char, "score": score}
-        for e, score in zip(doc.ents, entity_scores(doc, spans_key))
-    ]
+    return entity_dicts(doc, spans_key, offset_keys=("start", "end"))
 
 
 def doc_token_tags(doc) -> List[dict]:

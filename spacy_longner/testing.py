@@ -112,7 +112,7 @@ def training_text(conll_dir: Path = CONLL_DIR) -> List[str]:
     return lines
 
 
-def _train_tokenizer(kind: str, lines: Sequence[str], vocab_size: int = 600):
+def train_tokenizer(kind: str, lines: Sequence[str], vocab_size: int = 600):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     if kind == "bert":
@@ -196,7 +196,7 @@ def build_checkpoint(
     from transformers import AlbertConfig, AutoModel, AutoModelForTokenClassification, BertConfig, LongformerConfig
 
     torch.manual_seed(seed)
-    tokenizer = _train_tokenizer(kind, training_text(), vocab_size)
+    tokenizer = train_tokenizer(kind, training_text(), vocab_size)
     # Longformer can't run with no layers (its padding reads the per-layer
     # attention windows): it gets one layer whose attention output is zeroed.
     n_layers = (1 if kind == "longformer" else 0) if context_free else 2

@@ -12,8 +12,6 @@ from typing import List, Optional
 
 import numpy as np
 
-CONTEXTS = ("document", "sentence", "sentence_context")
-
 
 @dataclass
 class WindowPlan:

@@ -1,15 +1,27 @@
-"""Writing entities to Docs through spaCy's array API.
+"""Writing predicted entities to Docs through spaCy's array API.
 
 One `Doc.from_array([ENT_IOB, ENT_TYPE], ...)` call per doc writes all its
 entities: no Token objects, and no Span objects for doc.ents (the span group
 still needs one Span per entity).
 """
 
-from typing import Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.attrs import ENT_IOB, ENT_TYPE
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span, SpanGroup
+
+from .arrays import ragged_index
+
+if TYPE_CHECKING:
+    from .prediction import BufferPrediction
+
+TOKEN_PROBS_ATTR = "long_ner_probs"
+TOKEN_LABELS_ATTR = "long_ner_labels"
+
+for _attr in (TOKEN_PROBS_ATTR, TOKEN_LABELS_ATTR):
+    if not Doc.has_extension(_attr):
+        Doc.set_extension(_attr, default=None)
 
 # spaCy's Token.iob_strings(): ("", "I", "O", "B")
 IOB_MISSING, IOB_I, IOB_O, IOB_B = 0, 1, 2, 3
@@ -76,9 +88,56 @@ def write_ents(doc: Doc, starts: np.ndarray, ends: np.ndarray, label_hashes: np.
 def entity_token_index(starts: np.ndarray, ends: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """The token indices covered by the entities, and for each the entity it
     belongs to."""
-    lengths = (ends - starts).astype(np.int64)
-    total = int(lengths.sum())
-    owner = np.repeat(np.arange(len(starts)), lengths)
-    first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    idx = starts.astype(np.int64)[owner] + (np.arange(total, dtype=np.int64) - first[owner])
-    return idx, owner
+    return ragged_index(starts, ends - starts)
+
+
+def write_buffer(
+    docs: Sequence[Doc],
+    preds: "BufferPrediction",
+    *,
+    output: str,
+    spans_key: str,
+    existing: str,
+    model_labels: Optional[List[str]] = None,
+) -> None:
+    """Write a buffer's predictions to its docs: doc.ents (output "ents",
+    as `existing` says, see write_ents), the span group `spans_key` with one
+    confidence per entity, and, where predicted, the token probabilities
+    (with `model_labels` naming their columns) and doc._.trf_data."""
+    # Label strings go into the docs' own StringStore (a doc may come with
+    # another Vocab than the pipeline's); hashes are the same in all.
+    for vocab in {id(d.vocab): d.vocab for d in docs}.values():
+        hashes = np.array([vocab.strings.add(label) for label in preds.labels], dtype=np.uint64)
+    ents = preds.entities
+    bounds = preds.doc_bounds()
+    doc_offsets = preds.token_offsets
+    label_hashes = hashes[ents.type_id]
+    # Whole-buffer arrays, sliced per doc: with "overwrite" each doc's
+    # entities are one from_array call on its slice of the buffer's
+    # ENT_IOB/ENT_TYPE rows.
+    rows = None
+    if output == "ents" and existing == "overwrite":
+        rows = ent_rows(doc_offsets, ents.doc, ents.start, ents.end, label_hashes)
+    starts_l, ends_l, hashes_l, scores_l = ents.start.tolist(), ents.end.tolist(), label_hashes.tolist(), ents.score.tolist()
+    # Python ints for the per-doc slicing (numpy scalars index slowly).
+    bounds_l, offsets_l = bounds.tolist(), doc_offsets.tolist()
+    for i, doc in enumerate(docs):
+        a, b = bounds_l[i], bounds_l[i + 1]
+        keep = None
+        if rows is not None:
+            if offsets_l[i + 1] > offsets_l[i]:
+                doc.from_array(ENT_ATTRS, rows[offsets_l[i] : offsets_l[i + 1]])
+        elif output == "ents":
+            written = write_ents(doc, ents.start[a:b], ents.end[a:b], label_hashes[a:b], existing)
+            keep = None if written.all() else written
+        # The span group holds the entities written (all of them, but with
+        # "keep"/"fill" only those that did not clash).
+        chosen = range(a, b) if keep is None else (a + np.flatnonzero(keep)).tolist()
+        spans = [Span(doc, starts_l[j], ends_l[j], label=hashes_l[j]) for j in chosen]
+        scores = scores_l[a:b] if keep is None else [scores_l[j] for j in chosen]
+        doc.spans[spans_key] = SpanGroup(doc, name=spans_key, attrs={"scores": scores}, spans=spans)
+        if preds.token_probs is not None:
+            doc._.set(TOKEN_PROBS_ATTR, preds.token_probs[i])
+            doc._.set(TOKEN_LABELS_ATTR, model_labels)
+        if preds.trf_data is not None:
+            doc._.trf_data = preds.trf_data[i]

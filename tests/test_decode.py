@@ -6,17 +6,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities
 
+from reference_decode import decode_tokens, viterbi
 from spacy_longner.decode import (
     allowed_transitions,
     chunk_starts_ends,
     decode_buffer,
-    decode_tokens,
     detect_scheme,
     parse_tagset,
-    viterbi,
     viterbi_batch,
 )
-from spacy_longner.pipe import tag_labels
+from spacy_longner.training import tag_labels
 
 TYPES = ["PER", "LOC", "ORG"]
 

@@ -341,7 +341,7 @@ def test_int8_quantized_cpu_mode_runs_and_is_saved(checkpoints, tmp_path):
     doc_q = q(text)
     check_doc(doc_q, text)
     state = q.get_pipe("long_ner").state
-    assert state.quantized is not None
+    assert "quantized_int8" in state.derived
     assert state.hf_model.classifier.weight.dtype == torch.float32  # fp32 weights kept
     # Tags mostly agree with fp32 on a random model (int8 noise flips a few).
     tags = lambda d: [t.ent_iob_ + t.ent_type_ for t in d]  # noqa: E731
@@ -382,7 +382,7 @@ def test_bf16_on_cpu_runs_in_bf16_where_the_cpu_has_it(checkpoints):
 
     import numpy as np
 
-    from spacy_longner.model import cpu_has_bf16
+    from spacy_longner.device import cpu_has_bf16
 
     path = checkpoints("bert")
     texts = ["Peter Blackburn went to Brussels .", "Tokyo and Paris are far from Lima ."] * 3
@@ -401,7 +401,7 @@ def test_bf16_on_cpu_runs_in_bf16_where_the_cpu_has_it(checkpoints):
 
 
 def test_read_ahead_buffers_keep_order_and_do_not_change_results(checkpoints):
-    from spacy_longner.pipe import read_ahead
+    from spacy_longner.stream import read_ahead
 
     nlp = spacy.blank("en")
     docs = [nlp.make_doc(t) for t in ["a b c", "", "d e", "f g h i j", "k"]]
@@ -423,7 +423,7 @@ def test_int8_keeps_ffn_output_and_head_in_fp32_int8_all_quantizes_every_linear(
     for how in ("int8", "int8_all"):
         nlp = make_nlp(checkpoints(kind), quantize=how)
         check_doc(nlp(text), text)
-        qmodel = nlp.get_pipe("long_ner").state.quantized
+        qmodel = nlp.get_pipe("long_ner").state.derived[f"quantized_{how}"]
         config = qmodel.config
         dense = {n: m for n, m in qmodel.named_modules() if isinstance(m, torch.nn.Linear)}
         quantized = {n: m for n, m in qmodel.named_modules() if type(m).__name__ == "Linear" and "quantized" in type(m).__module__}

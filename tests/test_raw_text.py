@@ -74,7 +74,7 @@ def test_a_line_break_inside_a_name_keeps_one_entity(checkpoints):
 def test_whitespace_tokens_get_no_training_target(checkpoints):
     from spacy.training import Example
 
-    from spacy_longner.pipe import gold_label_ids
+    from spacy_longner.training import gold_label_ids
 
     nlp = make_nlp(checkpoints("bert", labels=("O", "I-PER", "B-PER")), scheme="IOB1")
     pipe = nlp.get_pipe("long_ner")
@@ -151,7 +151,7 @@ def test_a_forked_worker_keeps_its_torch_threads(checkpoints, tmp_path, when, wa
 
 
 def test_read_ahead_buffers_hold_at_most_batch_size_docs():
-    from spacy_longner.pipe import read_ahead
+    from spacy_longner.stream import read_ahead
 
     docs = list(range(10))
 

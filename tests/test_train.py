@@ -13,7 +13,7 @@ from conftest import person_place_docs
 
 from spacy_longner.conll import ConllDoc, to_docs
 from spacy_longner.testing import synthetic_conll_sentences
-from spacy_longner.pipe import tag_labels
+from spacy_longner.training import tag_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -313,7 +313,7 @@ def test_get_loss_and_gradient_equal_torch_cross_entropy(checkpoints, loss_on):
      ["PER", "PER", "O", "LOC", "O", "ORG", "ORG"]),
 ])
 def test_gold_targets_in_every_scheme(checkpoints, scheme, labels, expected):
-    from spacy_longner.pipe import gold_label_ids
+    from spacy_longner.training import gold_label_ids
 
     nlp = spacy.blank("en")
     nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert", tuple(labels)))}, "scheme": scheme})
@@ -434,7 +434,7 @@ def test_reader_retokenize_trains_on_the_pipelines_own_tokens(tmp_path):
 
 
 def test_bf16_training_on_a_cpu_with_bf16_autocasts_and_learns(checkpoints):
-    from spacy_longner.model import cpu_has_bf16
+    from spacy_longner.device import cpu_has_bf16
 
     if not cpu_has_bf16():
         pytest.skip("this CPU has no bf16 instructions (AVX512-BF16 or AMX)")
@@ -466,6 +466,7 @@ def test_training_batches_are_not_joined_inference_batches_are(checkpoints, monk
     give the weights earlier versions gave. Prediction may join (a forward
     call's fixed cost weighs on CPU)."""
     import spacy_longner.batching as batching
+    import spacy_longner.runtime as runtime
     from conftest import make_nlp
 
     overheads = []
@@ -485,5 +486,5 @@ def test_training_batches_are_not_joined_inference_batches_are(checkpoints, monk
     overheads.clear()
     list(nlp.pipe([eg.predicted.text for eg in examples]))
     # The tiny 32-wide model's call costs thousands of wordpieces on CPU.
-    assert len(overheads) == 1 and overheads[0] == batching.batch_overhead(
+    assert len(overheads) == 1 and overheads[0] == runtime.batch_overhead(
         nlp.get_pipe("long_ner").model.attrs["state"], "cpu") > 0

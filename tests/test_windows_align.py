@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spacy_longner.align import aggregate, first_wordpiece, softmax
+from spacy_longner.align import aggregate, first_wordpiece
+from spacy_longner.arrays import softmax
 from spacy_longner.windows import default_stride, sentence_cut_windows, sentence_windows, sliding_windows
 
 
@@ -140,7 +141,7 @@ def test_first_wordpiece():
     st.integers(1, 8),
 )
 def test_make_batches_pack_every_window_once_within_budget_and_tolerance(lengths, budget, tol, pad_multiple):
-    from spacy_longner.model import make_batches
+    from spacy_longner.batching import make_batches
 
     windows = [np.arange(1, n + 1) * 7 + i for i, n in enumerate(lengths)]
     prefix, suffix = [101], [102, 103]
@@ -169,7 +170,7 @@ def test_make_batches_fill_longformer_batches_whose_windows_all_pad_to_its_atten
     """Longformer pads every row to a multiple of its attention window (512
     for the large model): sentences of 5 to 60 wordpieces all cost 512, so
     the length tolerance must not split them into dozens of small batches."""
-    from spacy_longner.model import make_batches
+    from spacy_longner.batching import make_batches
 
     rng = np.random.default_rng(0)
     windows = [np.arange(n) + 5 for n in rng.integers(5, 61, size=300)]
@@ -188,7 +189,7 @@ def test_make_batches_fill_longformer_batches_whose_windows_all_pad_to_its_atten
     st.integers(1, 8),
 )
 def test_make_batches_join_batches_only_where_padding_costs_less_than_a_call(lengths, budget, overhead, pad_multiple):
-    from spacy_longner.model import make_batches
+    from spacy_longner.batching import make_batches
 
     windows = [np.arange(1, n + 1) * 7 + i for i, n in enumerate(lengths)]
     args = (windows, [101], [102, 103], 0, budget, pad_multiple)
@@ -219,7 +220,7 @@ def test_make_batches_join_batches_only_where_padding_costs_less_than_a_call(len
 def test_batch_overhead_is_large_for_small_models_and_zero_off_cpu():
     from types import SimpleNamespace
 
-    from spacy_longner.batching import batch_overhead
+    from spacy_longner.runtime import batch_overhead
 
     def state(hidden, inner):
         return SimpleNamespace(hf_model=SimpleNamespace(config=SimpleNamespace(hidden_size=hidden, intermediate_size=inner)))
@@ -313,7 +314,7 @@ def test_sentence_cuts_come_from_sentences_else_from_punctuation_and_blank_lines
 
 @pytest.mark.parametrize("k", [1, 2, 9, 17])
 def test_row_max_and_argmax_are_numpys(k):
-    from spacy_longner.align import row_argmax, row_max
+    from spacy_longner.arrays import row_argmax, row_max
 
     rng = np.random.default_rng(k)
     x = rng.normal(size=(500, k)).astype(np.float32)

@@ -1,0 +1,68 @@
+"""The component's settings: their allowed values, checked once when the
+component is built, with a coded error naming the setting to change."""
+
+from typing import Any, Dict, Optional, Sequence
+
+from .align import AGGREGATIONS
+from .decode import DECODINGS, SCHEMES
+from .errors import Errors
+
+EXISTING = ("overwrite", "keep", "fill")
+PREFETCH = ("auto", "on", "off")
+OUTPUTS = ("ents", "spans")
+LOSS_ON = ("first", "all")
+
+
+def component_settings(
+    name: str,
+    *,
+    aggregation: str,
+    scheme: str,
+    decoding: str,
+    label_map: Optional[Dict[str, str]],
+    ignore_labels: Sequence[str],
+    output: str,
+    spans_key: str,
+    existing_ents: str,
+    token_probs: bool,
+    loss_on: str,
+    max_grad_norm: float,
+    buffer_words: int,
+    trim_heap: bool,
+    store_trf_data: bool,
+    prefetch: str,
+) -> Dict[str, Any]:
+    """The component's `cfg`: the settings checked and normalised. A value
+    out of range raises E010 naming `[components.<name>] <setting>`."""
+    for setting, value, options in (
+        ("aggregation", aggregation, AGGREGATIONS),
+        ("scheme", scheme, SCHEMES),
+        ("decoding", decoding, DECODINGS),
+        ("output", output, OUTPUTS),
+        ("existing_ents", existing_ents, EXISTING),
+        ("loss_on", loss_on, LOSS_ON),
+        ("prefetch", prefetch, PREFETCH),
+    ):
+        if value not in options:
+            raise ValueError(Errors.E010.format(value=value, setting=f"[components.{name}] {setting}", options=", ".join(options)))
+    if not max_grad_norm >= 0:
+        raise ValueError(Errors.E010.format(value=max_grad_norm, setting=f"[components.{name}] max_grad_norm", options="a number >= 0 (0: no clipping)"))
+    if not isinstance(buffer_words, int) or buffer_words < 0:
+        raise ValueError(Errors.E010.format(value=buffer_words, setting=f"[components.{name}] buffer_words", options="an integer >= 0 (0: nlp.pipe's batch_size)"))
+    return {
+        "aggregation": aggregation,
+        "scheme": scheme,
+        "decoding": decoding,
+        "label_map": dict(label_map or {}),
+        "ignore_labels": list(ignore_labels),
+        "output": output,
+        "spans_key": spans_key,
+        "existing_ents": existing_ents,
+        "token_probs": bool(token_probs),
+        "loss_on": loss_on,
+        "max_grad_norm": float(max_grad_norm),
+        "buffer_words": buffer_words,
+        "trim_heap": bool(trim_heap),
+        "store_trf_data": bool(store_trf_data),
+        "prefetch": prefetch,
+    }
