@@ -1,7 +1,7 @@
 """The CUDA paths: inference on a torch device (explicit or spaCy's
 require_gpu), fp16/bf16 autocast, and training with thinc's GPU ops and
 mixed precision. They run where CUDA is (a lent GPU machine, via
-scripts/gpu_check.sh) and skip elsewhere; their CPU sides are covered by the
+benchmarks/gpu_check.sh) and skip elsewhere; their CPU sides are covered by the
 other tests."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""scripts/seed_speed.py, the GPU measurement of the seed-sized models: its
+"""benchmarks/seed_speed.py, the GPU measurement of the seed-sized models: its
 parts that run on CPU with tiny stand-ins, so that device time is not spent
 finding its bugs."""
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def seed_speed():
-    spec = importlib.util.spec_from_file_location("seed_speed", ROOT / "scripts" / "seed_speed.py")
+    spec = importlib.util.spec_from_file_location("seed_speed", ROOT / "benchmarks" / "seed_speed.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -66,7 +66,7 @@ def tiny_pipelines(tiny_shapes, tmp_path_factory):
     """Random-weight pipelines from the shapes, as the script makes them."""
     out = tmp_path_factory.mktemp("pipelines")
     for name in ("longformer_large", "albert_xlarge"):
-        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "random_pipeline.py"), str(tiny_shapes / name), str(out / name)],
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "random_pipeline.py"), str(tiny_shapes / name), str(out / name)],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
     return out
@@ -131,7 +131,7 @@ def test_wordpieces_per_word_counts_the_shapes_tokenizer(seed_speed, tiny_shapes
 def test_a_training_step_runs_and_reports_time_memory_and_loss(tiny_pipelines, tmp_path):
     nlp = spacy.blank("en")
     DocBin(docs=synthetic_docs(nlp.vocab, tmp_path), store_user_data=False).to_disk(tmp_path / "train.spacy")
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "seed_speed.py"), "train-worker", str(tiny_pipelines / "albert_xlarge"),
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "seed_speed.py"), "train-worker", str(tiny_pipelines / "albert_xlarge"),
                            str(tmp_path / "train.spacy"), "--model", "albert_xlarge", "--precision", "bf16",
                            "--train-wordpieces", "1024", "--train-steps", "2"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

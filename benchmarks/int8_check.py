@@ -2,11 +2,11 @@
 has bf16 instructions) for a trained pipeline on CoNLL dev
 (gold sentences): conlleval F1 and words/s, in the pipeline's own mode (as
 trained) and with document windows (context="document", window = the model's
-maximum, like the benchmark), against the fp32 floor (scripts/benchmark.py's
+maximum, like the benchmark), against the fp32 floor (benchmarks/benchmark.py's
 floor_pass: tokenize + forward + argmax on the same documents), one process,
 one run.
 
-    python scripts/int8_check.py PIPELINE corpus/dev.spacy metrics/int8.json
+    python benchmarks/int8_check.py PIPELINE corpus/dev.spacy metrics/int8.json
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """`python -m spacy benchmark speed` against nlp.pipe on the same data: the
 pipeline's words per second measured both ways, and their ratio.
 
-    python scripts/speed_check.py training/minilm/model-best corpus/dev.spacy metrics/minilm/speed_check.json [--batches 30]
+    python benchmarks/speed_check.py training/minilm/model-best corpus/dev.spacy metrics/minilm/speed_check.json [--batches 30]
 
 nlp.pipe gets the docs that spaCy's benchmark reads (spacy.Corpus: each
 document's text re-tokenized, no sentences), with nlp.batch_size, timed as

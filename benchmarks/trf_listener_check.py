@@ -4,7 +4,7 @@ file with their POS tags; prints its accuracy on them, whether long_ner's
 entities changed, and the HF model's forward calls with and without the
 tagger. Needs the [trf] extra (spacy-transformers):
 
-    .venv-trf/bin/python scripts/trf_listener_check.py training/minilm/model-best ../shared/data/conll2003/dev.txt 200 0.01
+    .venv-trf/bin/python benchmarks/trf_listener_check.py training/minilm/model-best ../shared/data/conll2003/dev.txt 200 0.01
 """
 import sys, time
 import numpy as np

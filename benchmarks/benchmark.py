@@ -2,7 +2,7 @@
 pipelines' hf_token_pipe and the raw floor, on the same checkpoint, each system
 in its own process, on CoNLL-2003 dev as sentences and as whole documents.
 
-    python scripts/benchmark.py training/minilm/model-best corpus/dev.spacy metrics/benchmark.json
+    python benchmarks/benchmark.py training/minilm/model-best corpus/dev.spacy metrics/benchmark.json
 
 Systems (all get the text of each sentence/document, words joined by spaces,
 except the floor, which gets the words):
@@ -302,7 +302,7 @@ def main() -> None:
 
     import torch
 
-    from spacy_longner.runtime import cpu_model
+    from machine import cpu_model
 
     device = torch.cuda.get_device_name(0) if args.gpu else f"CPU {cpu_model()} ({os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads)"
     results: Dict = {"device": device, "platform": platform.platform(), "pipeline": args.pipeline, "precision": args.precision,

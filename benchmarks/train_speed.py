@@ -1,7 +1,7 @@
 """Training speed of a config in fp32 and bf16 (or other precisions), on the
 same batches, each precision in a fresh process:
 
-    python scripts/train_speed.py configs/minilm_conll03_cpu.cfg corpus/train.spacy corpus/dev.spacy metrics/train_speed.json
+    python benchmarks/train_speed.py configs/minilm_conll03_cpu.cfg corpus/train.spacy corpus/dev.spacy metrics/train_speed.json
 
 Each run initializes the pipeline as `spacy train` does (init_nlp), takes the
 first (warmup + steps) batches of the config's training corpus and batcher,
@@ -71,7 +71,9 @@ def main() -> None:
         return
     import torch
 
-    from spacy_longner.device import cpu_has_bf16, cpu_model
+    from machine import cpu_model
+
+    from spacy_longner.device import cpu_has_bf16
 
     results = {"cpu": cpu_model(), "cpu_has_bf16": cpu_has_bf16(), "torch": torch.__version__, "config": str(args.config), "runs": {}}
     for precision in args.precisions:

@@ -4,7 +4,7 @@ lent GPU machine takes 64 MiB per call). Forward cost does not depend on
 the weight values; decoding cost does a little (a random head predicts more,
 shorter entities than a trained one).
 
-    python scripts/random_pipeline.py CHECKPOINT_WITHOUT_WEIGHTS OUTPUT_PIPELINE
+    python benchmarks/random_pipeline.py CHECKPOINT_WITHOUT_WEIGHTS OUTPUT_PIPELINE
 
 CHECKPOINT_WITHOUT_WEIGHTS: a folder with config.json and the tokenizer files.
 """

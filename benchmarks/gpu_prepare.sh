@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Prepare .gpudata/ (git-ignored) for scripts/gpu_check.sh on a lent GPU machine
+# Prepare .gpudata/ (git-ignored) for benchmarks/gpu_check.sh on a lent GPU machine
 # whose image has Python 3.12, torch and CUDA but not spaCy, and transformers 5
 # (spacy-transformers 1.4 needs 4.53): wheels for Python 3.12 unpacked and
 # packed as one .tar.xz (about 45 MB; a call carries at most 64 MiB).
-#   bash scripts/gpu_prepare.sh            (after `spacy project run convert`)
+#   bash benchmarks/gpu_prepare.sh            (after `spacy project run convert`)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mkdir -p .gpudata/minilm_shape .gpudata/wheels
-grep -qx "/.gpudata/" .git/info/exclude 2>/dev/null || echo "/.gpudata/" >> .git/info/exclude
 plat="--python-version 3.12 --implementation cp --only-binary=:all: --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64"
 for p in spacy==3.8.18 thinc==8.3.14 blis cymem preshed murmurhash srsly wasabi catalogue confection weasel \
          spacy-legacy spacy-loggers langcodes language-data marisa-trie cloudpathlib smart-open pydantic pydantic-core \
@@ -29,5 +28,5 @@ cp "$minilm"/{config.json,tokenizer.json,tokenizer_config.json,special_tokens_ma
 cp corpus/dev.spacy .gpudata/
 # Longformer-large and ALBERT-xlarge configs and tokenizers (no weights) for
 # `gpu_check.sh OUT seed`
-python scripts/seed_speed.py shapes .gpudata/seed_shapes
+python benchmarks/seed_speed.py shapes .gpudata/seed_shapes
 du -sh .gpudata

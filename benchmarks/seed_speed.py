@@ -4,18 +4,18 @@ random weights (the speed does not depend on the weight values), with
 tokenizers of the same families trained offline on CoNLL-2003 train.
 
     # on any machine: configs and tokenizers (no weights), a few MB
-    python scripts/seed_speed.py shapes .gpudata/seed_shapes
+    python benchmarks/seed_speed.py shapes .gpudata/seed_shapes
     # on the GPU: inference (long_ner, the floor, the HF pipeline) per
     # precision, then training steps on full-length windows
-    python scripts/seed_speed.py run .gpudata/seed_shapes corpus/dev.spacy OUT.json --gpu
+    python benchmarks/seed_speed.py run .gpudata/seed_shapes corpus/dev.spacy OUT.json --gpu
     # the same steps on CPU with tiny stand-ins (2 layers, 32 wide), to test
     # the script before device time is spent on it
-    python scripts/seed_speed.py shapes /tmp/shapes --tiny
-    python scripts/seed_speed.py run /tmp/shapes corpus/dev.spacy /tmp/seed.json --precisions fp32 bf16
+    python benchmarks/seed_speed.py shapes /tmp/shapes --tiny
+    python benchmarks/seed_speed.py run /tmp/shapes corpus/dev.spacy /tmp/seed.json --precisions fp32 bf16
 
-Inference: scripts/benchmark.py (its systems, first pass in a fresh process
+Inference: benchmarks/benchmark.py (its systems, first pass in a fresh process
 per system, CoNLL dev as sentences and as documents) on a pipeline made by
-scripts/random_pipeline.py from each shape. long_ner and the floor use
+benchmarks/random_pipeline.py from each shape. long_ner and the floor use
 windows of the model's maximum (4094 and 510 wordpieces plus the special
 tokens).
 
@@ -201,7 +201,7 @@ def run_all(args) -> None:
 
     import torch
 
-    from spacy_longner.runtime import cpu_model
+    from machine import cpu_model
 
     device = torch.cuda.get_device_name(0) if args.gpu else f"CPU {cpu_model()}"
     results: Dict = {"device": device, "platform": platform.platform(), "torch": torch.__version__,
@@ -214,7 +214,7 @@ def run_all(args) -> None:
     for name in args.models:
         shape = Path(args.shapes) / name
         if not shape.exists():
-            sys.exit(f"{shape} not found: run `python scripts/seed_speed.py shapes {args.shapes}` first")
+            sys.exit(f"{shape} not found: run `python benchmarks/seed_speed.py shapes {args.shapes}` first")
         pipeline = work / f"{name}_pipeline"
         if not pipeline.exists():
             subprocess.run([sys.executable, str(ROOT / "scripts" / "random_pipeline.py"), str(shape), str(pipeline)], check=True)

@@ -1,0 +1,64 @@
+"""The stage profiler (benchmarks/profile_stages.py) times the real code
+path, and stops when a patched function is no longer called through the
+patched name, instead of showing that stage as free."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_profiler():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location("profile_stages", BENCHMARKS / "profile_stages.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory, checkpoints):
+    import spacy
+    from spacy.tokens import DocBin
+
+    from spacy_longner.testing import synthetic_conll_sentences
+
+    root = tmp_path_factory.mktemp("profile")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert")), "window": 32}})
+    nlp.to_disk(root / "pipeline")
+    sents = [" ".join(w for w, _ in s) for s in synthetic_conll_sentences(40, seed=3)]
+    docs = [nlp.make_doc(" ".join(sents[i : i + 8])) for i in range(0, 40, 8)]
+    for doc in docs:
+        for i, token in enumerate(doc):
+            token.is_sent_start = i == 0 or doc[i - 1].text == "."
+    DocBin(docs=docs).to_disk(root / "dev.spacy")
+    return root
+
+
+def test_profile_stages_times_every_stage(tiny_corpus):
+    out = tiny_corpus / "profile.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "profile_stages.py"), str(tiny_corpus / "pipeline"),
+                           str(tiny_corpus / "dev.spacy"), str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    for kind in ("sentences", "documents"):
+        stages = result["inputs"][kind]["seconds_by_stage"]
+        assert stages["forward"] > 0 and stages["decode"] > 0 and stages["plan_and_batch"] > 0
+
+
+def test_a_stage_never_called_stops_the_profiler():
+    profiler = load_profiler()
+    profiler.CALLED.update(["spacy_tokenizer", "write"] + [s for s in profiler.PATCHES if s != "decode"])
+    with pytest.raises(SystemExit, match="decode never called"):
+        profiler.check_stages(longest_doc=100, window=32)
+    profiler.CALLED.add("decode")
+    profiler.check_stages(longest_doc=100, window=32)
