@@ -1,5 +1,5 @@
 import sys
 
-from .annotate import main
+from .cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""Batch annotation: `python -m spacy_longner annotate PIPELINE INPUT OUTPUT`.
+"""Batch annotation: `spacy-longner annotate PIPELINE INPUT OUTPUT`.
 
 INPUT is a JSONL file (one object a line with a "text" field, optionally "id"),
 a plain-text file (one document a line) or a folder of .txt files (one document
@@ -11,7 +11,6 @@ holds.
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set, Tuple, Union
@@ -129,19 +128,17 @@ def annotate(pipeline: str, input_path: Path, output: Path, *, batch_size: int =
     return counts
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spacy_longner", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("annotate", help="annotate JSONL, text lines or a folder of .txt files")
-    p.add_argument("pipeline", help="pipeline folder or installed package name")
-    p.add_argument("input", type=Path)
-    p.add_argument("output", type=Path)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--n-process", type=int, default=1)
-    p.add_argument("--text-key", default="text")
-    p.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pipeline", help="pipeline folder or installed package name")
+    parser.add_argument("input", type=Path, help="JSONL (a \"text\" field a line), text lines, or a folder of .txt files")
+    parser.add_argument("output", type=Path, help="JSONL of entities, one line per input record")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--n-process", type=int, default=1)
+    parser.add_argument("--text-key", default="text", help="the JSONL field that holds the text")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
     if not args.input.exists():
         msg.fail(f"Input not found: {args.input}", exits=1)
     counts = annotate(args.pipeline, args.input, args.output, batch_size=args.batch_size, n_process=args.n_process,
@@ -149,7 +146,3 @@ def main(argv: Optional[List[str]] = None) -> int:
     msg.good(f"{counts['done']} annotated, {counts['malformed']} malformed (reported, skipped), "
              f"{counts['skipped_existing']} already done -> {args.output}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

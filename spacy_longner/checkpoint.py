@@ -2,16 +2,18 @@
 its tokenizer, resolve window and stride against it, save it, and resize its
 classification head. Remote code is never trusted."""
 
+import contextlib
 import gc
 import re
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from thinc.api import Model
 
 from .align import WordpieceCache
-from .errors import Errors
+from .errors import Errors, Warnings, reason
 
 # Model types whose position ids start after the padding index.
 _PADDING_OFFSET_TYPES = {"roberta", "longformer", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text"}
@@ -145,6 +147,26 @@ def max_model_length(config, tokenizer) -> int:
     return min(limits) if limits else 512
 
 
+@contextlib.contextmanager
+def quiet_transformers():
+    """Load or save without transformers' progress bars and log lines (its
+    "Loading weights" bar, a LOAD REPORT table): a server or a loop calling
+    spacy.load would print them every time. Both settings are restored
+    afterwards; what matters to the user comes as long_ner's own warnings."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _load_tokenizer(source: str, local: bool):
     from transformers import AutoTokenizer
 
@@ -171,14 +193,19 @@ def load_checkpoint(model: Model, source: str, *, component: str = "long_ner", a
     if local is None:
         source, local = resolve_source(source, component)
     try:
-        tokenizer = _load_tokenizer(source, local)
-        hf_model, info = AutoModelForTokenClassification.from_pretrained(
-            source, local_files_only=local, output_loading_info=True, use_safetensors=True if safetensors_only else None
-        )
+        with quiet_transformers():
+            tokenizer = _load_tokenizer(source, local)
+            hf_model, info = AutoModelForTokenClassification.from_pretrained(
+                source, local_files_only=local, output_loading_info=True, use_safetensors=True if safetensors_only else None
+            )
     except (OSError, ValueError, KeyError) as e:
-        raise ValueError(Errors.E003.format(path=source, component=component, reason=e)) from e
+        raise ValueError(Errors.E003.format(path=source, component=component, reason=reason(e))) from e
     hf_model.eval()
-    missing = [k for k in info.get("missing_keys", []) if "classifier" in k or "score" in k]
+    all_missing = list(info.get("missing_keys", []))
+    missing = [k for k in all_missing if "classifier" in k or "score" in k]
+    encoder_missing = [k for k in all_missing if k not in missing]
+    if encoder_missing:
+        warnings.warn(Warnings.W005.format(path=source, n=len(encoder_missing), keys=", ".join(sorted(encoder_missing)[:5])))
     labels = [hf_model.config.id2label[i] for i in range(hf_model.config.num_labels)]
     generic = all(_GENERIC_LABEL.match(str(lab)) for lab in labels)
     has_head = not missing and not generic
@@ -237,8 +264,9 @@ def save_checkpoint(state: HFState, path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     cfg = state.hf_model.config
     cfg.longner_global_attention = state.global_attention
-    state.hf_model.save_pretrained(str(path), safe_serialization=True)
-    state.tokenizer.save_pretrained(str(path))
+    with quiet_transformers():
+        state.hf_model.save_pretrained(str(path), safe_serialization=True)
+        state.tokenizer.save_pretrained(str(path))
 
 
 def find_classifier(hf_model):
@@ -312,7 +340,7 @@ def load_component(model: Model, path: Path, component: str) -> HFState:
     try:
         saved = srsly.read_json(path / "cfg")
     except (OSError, ValueError) as e:
-        raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"it cannot be read ({e})")) from e
+        raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"it cannot be read ({reason(e)})")) from e
     if not isinstance(saved, dict):
         raise ValueError(Errors.E019.format(path=path / "cfg", problem="it is not a JSON object"))
     check_pipeline_weights(folder)
@@ -339,4 +367,4 @@ def check_pipeline_weights(folder: Path) -> None:
             with safe_open(str(file), framework="pt") as f:
                 f.keys()
         except (SafetensorError, OSError) as e:
-            raise ValueError(Errors.E021.format(path=file, problem=e)) from e
+            raise ValueError(Errors.E021.format(path=file, problem=reason(e))) from e

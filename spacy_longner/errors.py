@@ -5,6 +5,12 @@ never reuse a code for a different problem.
 """
 
 
+def reason(error: BaseException) -> str:
+    """An exception's message to put inside one of these messages: one
+    line's worth, without its own closing full stop (the message has one)."""
+    return str(error).strip().rstrip(".")
+
+
 class _ErrorsWithCodes(type):
     def __getattribute__(self, code):
         msg = super().__getattribute__(code)
@@ -40,6 +46,12 @@ class Warnings(metaclass=_ErrorsWithCodes):
         "restored after each call). To use all threads in forked workers, "
         "load the pipeline in each worker, or do not run it before forking "
         "(e.g. gunicorn without --preload, or warm up after the fork)."
+    )
+    W005 = (
+        "The checkpoint '{path}' lacks {n} encoder weight(s) ({keys}, ...), "
+        "which were initialised at random: its predictions mean nothing "
+        "until it is trained. Check that `name` points to the fine-tuned "
+        "checkpoint (its config.json model_type must match its weights)."
     )
 
 
@@ -164,4 +176,12 @@ class Errors(metaclass=_ErrorsWithCodes):
         "'{probe}' without spaCy's hyphen infix rule, so this setting cannot "
         "keep hyphenated words whole for this language. Remove the setting, "
         "or give the pipeline a tokenizer of your own ([nlp.tokenizer])."
+    )
+    E025 = (
+        "`{command}` needs the '{extra}' extra, which is not installed "
+        "({reason}). Install it: pip install \"spacy-longner[{extra}]\"."
+    )
+    E026 = (
+        "The output folder '{path}' exists and is not empty. Choose a new "
+        "folder, or pass --force to write into it."
     )

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .errors import Errors
+from .errors import Errors, reason
 
 LISTENER_NAME = "transformer-listener"
 
@@ -30,7 +30,7 @@ def require_spacy_transformers(component: str):
         import spacy_transformers
         from spacy_transformers.pipeline_component import install_extensions
     except ImportError as e:
-        raise ImportError(Errors.E022.format(component=component, reason=e)) from e
+        raise ImportError(Errors.E022.format(component=component, reason=reason(e))) from e
     install_extensions()
     return spacy_transformers
 

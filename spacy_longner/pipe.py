@@ -9,6 +9,7 @@ stream of buffers (stream.py), scores (scoring.py).
 """
 
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,7 +23,7 @@ from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from .checkpoint import HFState, load_checkpoint, load_component, save_component
+from .checkpoint import HFState, load_checkpoint, load_component, resolve_source, save_component
 from .decode import TagSet, parse_tagset, split_label
 from .device import resolve_device
 from .errors import Errors, Warnings
@@ -101,6 +102,9 @@ def make_long_ner(
     prefetch: Literal["auto", "on", "off"],
     scorer: Optional[Callable],
 ) -> "LongNER":
+    if model.attrs["name"] and not built_from_config():
+        # A missing local folder is known now, not only at the first doc.
+        resolve_source(model.attrs["name"], name)
     return LongNER(
         nlp.vocab,
         model,
@@ -122,6 +126,24 @@ def make_long_ner(
         prefetch=prefetch,
         scorer=scorer,
     )
+
+
+def built_from_config() -> bool:
+    """Whether the factory runs inside `Language.from_config`: spacy.load,
+    an installed package, `spacy train`, or a user's `from_config` before
+    `from_bytes`. Such a pipeline may load its own saved checkpoint next
+    (from_disk / from_bytes), so the `name` in its config may point to a
+    folder that only existed where it was trained: the checkpoint is looked
+    for at `initialize()` or first use. A direct `nlp.add_pipe` is checked
+    at once. spaCy tells a factory neither case, so this looks for
+    from_config's code object on the call stack."""
+    code = Language.from_config.__func__.__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class LongNER(ListenedToMixin, TrainablePipe):

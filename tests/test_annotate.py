@@ -3,7 +3,7 @@ import json
 import pytest
 import spacy
 
-from spacy_longner.annotate import main
+from spacy_longner.cli import main
 
 
 @pytest.fixture(scope="module")

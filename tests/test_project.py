@@ -1,3 +1,7 @@
+"""The spaCy project runs where nothing but the project is: the ci workflow
+on synthetic CoNLL-shaped data, and `all` stops at once, saying what to do,
+where CoNLL-2003 is missing."""
+
 import json
 import shutil
 import subprocess
@@ -6,32 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONLL_DIR
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_project_ci_workflow_writes_the_seed_reports(tmp_path, synthetic_conll_dir):
-    run_ci_workflow(tmp_path, synthetic_conll_dir)
-
-
-@pytest.mark.slow
-def test_project_ci_workflow_on_the_real_conll_files(tmp_path):
-    if not (CONLL_DIR / "train.txt").exists():
-        pytest.fail(f"CoNLL-2003 data not found at {CONLL_DIR}")
-    run_ci_workflow(tmp_path, CONLL_DIR)
-
-
-def run_ci_workflow(tmp_path, conll_dir):
+def copy_project(tmp_path) -> Path:
+    """The project's files alone, in a folder with no ../shared beside it."""
     project = tmp_path / "project"
     project.mkdir()
     for item in ("project.yml", "configs", "scripts"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, project / item)
-    out = subprocess.run(
-        [sys.executable, "-m", "spacy", "project", "run", "ci", str(project), "--vars.conll_dir", str(conll_dir)],
-        capture_output=True, text=True,
-    )
+    assert not (project.parent / "shared").exists()
+    return project
+
+
+def test_project_ci_workflow_needs_nothing_beside_the_project(tmp_path):
+    project = copy_project(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "ci", str(project)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     report = (project / "metrics" / "ci" / "dev.txt").read_text()
     assert "precision    recall  f1-score   support" in report
@@ -45,3 +40,12 @@ def run_ci_workflow(tmp_path, conll_dir):
         assert (project / "metrics" / "ci" / f"{split}_confusion.png").stat().st_size > 1000
     assert "installs and loads by name" in out.stdout
     assert (project / "training" / "imported" / "long_ner" / "model" / "model.safetensors").exists()
+
+
+def test_project_all_without_the_data_stops_at_once_naming_the_setting(tmp_path):
+    project = copy_project(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "all", str(project)], capture_output=True, text=True)
+    assert out.returncode != 0
+    said = out.stdout + out.stderr
+    assert "train.txt" in said and "--vars.conll_dir" in said
+    assert not (project / "corpus").exists() or not any((project / "corpus").iterdir())

@@ -11,27 +11,39 @@
                           exact character spans; and what spaCy's own reader
                           gives (`python -m spacy evaluate`)
 
-    python scripts/evaluate.py training/model-best corpus metrics --splits dev test test_conllpp
+    spacy-longner evaluate training/model-best corpus metrics --splits dev test test_conllpp
+
+CORPUS is a folder of .spacy files named after the splits (as the project's
+`convert` step writes them). Needs the `evaluate` extra (seqeval,
+scikit-learn, matplotlib).
 """
 
 import argparse
 import json
 import time
 from pathlib import Path
+from typing import Dict, Optional, Sequence
 
-import spacy
-from spacy import displacy
-from spacy.tokens import DocBin
-from spacy.training import Corpus
 from wasabi import msg
 
-from spacy_longner.corpus import bare_copy
-from spacy_longner.report import conlleval, doc_iob2, format_conlleval, token_confusion, token_report
+from .errors import Errors, reason
 
 ERROR_COLORS = {"MISSED": "#ff9a9a", "WRONG": "#ffc04d"}
 
 
+def require_extra() -> None:
+    """The `evaluate` extra's packages, or a coded error naming the install line."""
+    try:
+        import matplotlib  # noqa: F401
+        import seqeval  # noqa: F401
+        import sklearn  # noqa: F401
+    except ImportError as e:
+        raise ImportError(Errors.E025.format(command="spacy-longner evaluate", extra="evaluate", reason=reason(e))) from e
+
+
 def predict(nlp, gold_docs, batch_size: int):
+    from .corpus import bare_copy
+
     inputs = [bare_copy(nlp.vocab, d) for d in gold_docs]
     start = time.perf_counter()
     docs = list(nlp.pipe(inputs, batch_size=batch_size))
@@ -91,6 +103,8 @@ def raw_text_scores(nlp, gold_docs, batch_size: int):
 def spacy_reader_scores(nlp, path: Path):
     """What `python -m spacy evaluate PIPELINE path` reports: spaCy's Corpus
     re-tokenizes each document's text and gives no sentence boundaries."""
+    from spacy.training import Corpus
+
     scores = nlp.evaluate(list(Corpus(path)(nlp)))
     return {k: 100 * scores[k] for k in ("ents_p", "ents_r", "ents_f")}
 
@@ -116,6 +130,8 @@ def render_sample(gold_docs, pred_docs, n: int) -> str:
                       "ents": [{"start": s, "end": e, "label": lab if (s, e, lab) in pred else f"MISSED {lab}"} for s, e, lab in sorted(gold)]})
         pages.append({"text": p.text, "title": f"doc {i}: predicted ({len(pred - gold)} wrong)",
                       "ents": [{"start": s, "end": e, "label": lab if (s, e, lab) in gold else f"WRONG {lab}"} for s, e, lab in sorted(pred)]})
+    from spacy import displacy
+
     colors = {f"{kind} {t}": c for kind, c in ERROR_COLORS.items() for t in ("PER", "LOC", "ORG", "MISC")}
     return displacy.render(pages, style="ent", manual=True, page=True, options={"colors": colors})
 
@@ -145,11 +161,10 @@ def plot_confusion(types, matrix, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="pipeline folder or installed package name")
-    parser.add_argument("corpus", type=Path)
-    parser.add_argument("output", type=Path)
+    parser.add_argument("corpus", type=Path, help="folder of <split>.spacy files")
+    parser.add_argument("output", type=Path, help="folder for the reports")
     parser.add_argument("--splits", nargs="+", default=["dev", "test", "test_conllpp"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sample", type=int, default=5, help="documents in the HTML page")
@@ -157,9 +172,9 @@ def main() -> None:
     parser.add_argument("--no-raw", action="store_true", help="skip the raw-text and spaCy-reader scores")
     parser.add_argument("--model-setting", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override long_ner's model settings, e.g. context=document cut_at_sentences=false (values as JSON, else strings)")
-    args = parser.parse_args()
-    if args.gpu_id >= 0:
-        spacy.require_gpu(args.gpu_id)
+
+
+def run(args: argparse.Namespace) -> int:
     overrides = {}
     for item in args.model_setting:
         key, _, value = item.partition("=")
@@ -167,47 +182,65 @@ def main() -> None:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key] = value
-    nlp = spacy.load(args.model, config={"components": {"long_ner": {"model": overrides}}} if overrides else {})
-    args.output.mkdir(parents=True, exist_ok=True)
-    for split in args.splits:
-        path = args.corpus / f"{split}.spacy"
+    evaluate_splits(args.model, args.corpus, args.output, splits=args.splits, batch_size=args.batch_size,
+                    sample=args.sample, gpu_id=args.gpu_id, raw=not args.no_raw, model_settings=overrides)
+    return 0
+
+
+def evaluate_splits(model: str, corpus: Path, output: Path, *, splits: Sequence[str] = ("dev", "test", "test_conllpp"),
+                    batch_size: int = 32, sample: int = 5, gpu_id: int = -1, raw: bool = True,
+                    model_settings: Optional[Dict[str, object]] = None) -> Dict[str, dict]:
+    """Write the seeds' reports for each split found in `corpus` to `output`;
+    RETURNS the conlleval scores by split. A split whose file is missing is
+    skipped with a warning."""
+    require_extra()
+    import spacy
+    from spacy.tokens import DocBin
+
+    from .report import conlleval, doc_iob2, format_conlleval, token_confusion, token_report
+
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    nlp = spacy.load(model, config={"components": {"long_ner": {"model": model_settings}}} if model_settings else {})
+    output.mkdir(parents=True, exist_ok=True)
+    results: Dict[str, dict] = {}
+    for split in splits:
+        path = corpus / f"{split}.spacy"
         if not path.exists():
             msg.warn(f"{path} not found, skipped")
             continue
         gold_docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
-        pred_docs, seconds = predict(nlp, gold_docs, args.batch_size)
+        pred_docs, seconds = predict(nlp, gold_docs, batch_size)
         gold = [doc_iob2(d) for d in gold_docs]
         pred = [doc_iob2(d) for d in pred_docs]
         scores = conlleval(gold, pred)
+        results[split] = scores
         text_report, data_report = token_report(gold, pred)
         check = seqeval_scores(gold, pred)
         agree = all(abs(check[k] - scores[k]) < 1e-9 for k in ("precision", "recall", "f1"))
         n_words = sum(len(d) for d in gold_docs)
         table = format_conlleval(scores)
-        (args.output / f"{split}.txt").write_text(
-            f"# {split}: {len(gold_docs)} documents, {n_words} tokens, model {args.model}\n\n"
+        (output / f"{split}.txt").write_text(
+            f"# {split}: {len(gold_docs)} documents, {n_words} tokens, model {model}\n\n"
             f"{text_report}\n\n{table}\n", encoding="utf8")
         result = {"split": split, "documents": len(gold_docs), "conlleval": scores,
                   "token_report": data_report, "seqeval": check, "seqeval_agrees": agree,
                   "seconds": seconds, "words_per_second": n_words / seconds if seconds else None}
-        (args.output / f"{split}.json").write_text(json.dumps(result, indent=2), encoding="utf8")
-        (args.output / f"{split}.html").write_text(render_sample(gold_docs, pred_docs, args.sample), encoding="utf8")
+        (output / f"{split}.json").write_text(json.dumps(result, indent=2), encoding="utf8")
+        (output / f"{split}.html").write_text(render_sample(gold_docs, pred_docs, sample), encoding="utf8")
         types, matrix = token_confusion(gold, pred)
-        plot_confusion(types, matrix, args.output / f"{split}_confusion.png", f"{split}: token entity types")
+        plot_confusion(types, matrix, output / f"{split}_confusion.png", f"{split}: token entity types")
         print(f"\n== {split} ({n_words / seconds:.0f} words/s) ==\n{text_report}\n{table}")
-        if not args.no_raw:
-            raw = {"gold_tokens_f1": scores["f1"], "raw_text": raw_text_scores(nlp, gold_docs, args.batch_size),
-                   "spacy_evaluate": spacy_reader_scores(nlp, path)}
-            (args.output / f"{split}_raw.json").write_text(json.dumps(raw, indent=2), encoding="utf8")
+        if raw:
+            raw_scores = {"gold_tokens_f1": scores["f1"], "raw_text": raw_text_scores(nlp, gold_docs, batch_size),
+                          "spacy_evaluate": spacy_reader_scores(nlp, path)}
+            (output / f"{split}_raw.json").write_text(json.dumps(raw_scores, indent=2), encoding="utf8")
             lines = [f"gold tokens and sentences: F1 {scores['f1']:.2f}"]
-            lines += [f"raw text, {layout}: F1 {v['f1']:.2f} (P {v['precision']:.2f}, R {v['recall']:.2f})" for layout, v in raw["raw_text"].items()]
-            lines.append(f"python -m spacy evaluate (spaCy's reader): ents_f {raw['spacy_evaluate']['ents_f']:.2f}")
-            with (args.output / f"{split}.txt").open("a", encoding="utf8") as f:
+            lines += [f"raw text, {layout}: F1 {v['f1']:.2f} (P {v['precision']:.2f}, R {v['recall']:.2f})" for layout, v in raw_scores["raw_text"].items()]
+            lines.append(f"python -m spacy evaluate (spaCy's reader): ents_f {raw_scores['spacy_evaluate']['ents_f']:.2f}")
+            with (output / f"{split}.txt").open("a", encoding="utf8") as f:
                 f.write("\n# plain strings, exact character spans\n" + "\n".join(lines) + "\n")
             print("\n".join(lines))
         if not agree:
             msg.fail(f"conlleval table and seqeval disagree on {split}: {check}", exits=1)
-
-
-if __name__ == "__main__":
-    main()
+    return results
