@@ -9,6 +9,8 @@ import argparse
 import sys
 from typing import List, Optional
 
+from wasabi import msg
+
 from . import annotate, evaluate, importer
 
 COMMANDS = {
@@ -32,7 +34,14 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = make_parser().parse_args(argv)
     module, _ = COMMANDS[args.command]
-    return module.run(args)
+    try:
+        return module.run(args)
+    except (ValueError, ImportError) as e:
+        if not str(e).startswith("[long_ner "):
+            raise
+        # A coded error says what to change: no traceback.
+        msg.fail(str(e))
+        return 1
 
 
 if __name__ == "__main__":

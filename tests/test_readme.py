@@ -1,0 +1,57 @@
+"""The README's Python blocks run as a user pastes them, in order, in one
+folder, offline: the quickstart's printed output is the one the README shows,
+`"path/to/checkpoint"` is a tiny random checkpoint, and `letters/` holds a few
+long documents. Loading and predicting print nothing on stderr (no progress
+bars, no load reports)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+FENCE = re.compile(r"```(\w+)\n(.*?)```", re.S)
+
+
+def readme_blocks():
+    """(code, expected stdout or None) for each ```python block; a ```text
+    block right after one is its output."""
+    found = [(m.group(1), m.group(2), m.start(), m.end()) for m in FENCE.finditer(README.read_text(encoding="utf8"))]
+    text = README.read_text(encoding="utf8")
+    blocks = []
+    for i, (lang, body, _, end) in enumerate(found):
+        if lang != "python":
+            continue
+        expected = None
+        if i + 1 < len(found) and found[i + 1][0] == "text" and not text[end : found[i + 1][2]].strip():
+            expected = found[i + 1][1]
+        blocks.append((body, expected))
+    return blocks
+
+
+def test_the_readme_shows_a_quickstart_with_its_output():
+    blocks = readme_blocks()
+    assert len(blocks) >= 4
+    assert blocks[0][1] is not None and "PER" in blocks[0][1]
+
+
+def test_every_python_block_of_the_readme_runs(checkpoints, tmp_path):
+    from spacy_longner.testing import synthetic_conll_sentences
+
+    letters = tmp_path / "letters"
+    letters.mkdir()
+    sents = [" ".join(w for w, _ in s) for s in synthetic_conll_sentences(600, seed=5)]
+    for i in range(3):
+        (letters / f"{i}.txt").write_text("\n\n".join(sents[i * 200 : (i + 1) * 200]), encoding="utf8")
+    checkpoint = str(checkpoints("bert"))
+    for n, (code, expected) in enumerate(readme_blocks()):
+        code = code.replace('"path/to/checkpoint"', repr(checkpoint))
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"README block {n}:\n{code}\n{done.stderr[-3000:]}"
+        if expected is not None:
+            assert done.stdout == expected, f"README block {n} printed:\n{done.stdout}"
+        if "precision" not in code:  # bf16 on a CPU without it warns (W002), as documented
+            assert done.stderr == "", f"README block {n} wrote to stderr:\n{done.stderr[-3000:]}"
+    assert (tmp_path / "my_pipeline" / "long_ner" / "model" / "model.safetensors").exists()
