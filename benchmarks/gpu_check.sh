@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, as run on a lent GPU machine (device tool), from the repo root:
 #   bash benchmarks/gpu_check.sh OUT_DIR [minilm|seed]
-# Each part fits one device call (10 minutes); a session's 15 minutes of device
+# Each part fits one device call (10 minutes); 15 minutes of device
 # time, starts included, hold about one part plus a start:
 #   minilm (default): the GPU tests, then the peer benchmark with a
 #                     random-weight MiniLM-L6 (fp16 all systems, fp32 long_ner

@@ -6,5 +6,5 @@ from .model import build_token_classifier  # noqa: F401  (registers the architec
 from .pipe import LongNER, make_long_ner  # noqa: F401  (registers the factory)
 from .tokenizer import make_tokenizer  # noqa: F401  (registers the tokenizer)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["LongNER", "make_long_ner", "build_token_classifier", "__version__"]

@@ -170,29 +170,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", type=int, default=5, help="documents in the HTML page")
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument("--no-raw", action="store_true", help="skip the raw-text and spaCy-reader scores")
+    parser.add_argument("--setting", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override long_ner's component settings, e.g. decoding=conlleval (values as JSON, else strings)")
     parser.add_argument("--model-setting", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override long_ner's model settings, e.g. context=document cut_at_sentences=false (values as JSON, else strings)")
 
 
-def run(args: argparse.Namespace) -> int:
-    overrides = {}
-    for item in args.model_setting:
+def parse_settings(items) -> Dict[str, object]:
+    """KEY=VALUE pairs, values read as JSON where they parse, else strings."""
+    out: Dict[str, object] = {}
+    for item in items:
         key, _, value = item.partition("=")
         try:
-            overrides[key] = json.loads(value)
+            out[key] = json.loads(value)
         except json.JSONDecodeError:
-            overrides[key] = value
+            out[key] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
     evaluate_splits(args.model, args.corpus, args.output, splits=args.splits, batch_size=args.batch_size,
-                    sample=args.sample, gpu_id=args.gpu_id, raw=not args.no_raw, model_settings=overrides)
+                    sample=args.sample, gpu_id=args.gpu_id, raw=not args.no_raw,
+                    settings=parse_settings(args.setting), model_settings=parse_settings(args.model_setting))
     return 0
 
 
 def evaluate_splits(model: str, corpus: Path, output: Path, *, splits: Sequence[str] = ("dev", "test", "test_conllpp"),
                     batch_size: int = 32, sample: int = 5, gpu_id: int = -1, raw: bool = True,
+                    settings: Optional[Dict[str, object]] = None,
                     model_settings: Optional[Dict[str, object]] = None) -> Dict[str, dict]:
     """Write the seeds' reports for each split found in `corpus` to `output`;
-    RETURNS the conlleval scores by split. A split whose file is missing is
-    skipped with a warning."""
+    RETURNS the conlleval scores by split. `settings` and `model_settings`
+    override long_ner's component and model settings for this run. A split
+    whose file is missing is skipped with a warning."""
     require_extra()
     import spacy
     from spacy.tokens import DocBin
@@ -201,7 +211,10 @@ def evaluate_splits(model: str, corpus: Path, output: Path, *, splits: Sequence[
 
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
-    nlp = spacy.load(model, config={"components": {"long_ner": {"model": model_settings}}} if model_settings else {})
+    overrides = dict(settings or {})
+    if model_settings:
+        overrides["model"] = dict(model_settings)
+    nlp = spacy.load(model, config={"components": {"long_ner": overrides}} if overrides else {})
     output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, dict] = {}
     for split in splits:

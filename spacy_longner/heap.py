@@ -8,7 +8,7 @@ import sys
 from typing import Callable, Optional
 
 # How far resident memory may grow past where the last release left it
-# before the next release (docs/PERFORMANCE.md, session 7).
+# before the next release (docs/PERFORMANCE.md, "Long documents and memory").
 GROWTH_BYTES = 64 * 2**20
 
 
