@@ -368,3 +368,36 @@ def check_pipeline_weights(folder: Path) -> None:
                 f.keys()
         except (SafetensorError, OSError) as e:
             raise ValueError(Errors.E021.format(path=file, problem=reason(e))) from e
+
+
+def folder_to_bytes(write: Callable[[Path], None]) -> bytes:
+    """A component folder as bytes: `write(folder)` fills a temporary folder,
+    whose files are packed with msgpack (the component's to_bytes)."""
+    import tempfile
+
+    import srsly
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write(Path(tmp))
+        files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+    return srsly.msgpack_dumps(files)
+
+
+def folder_from_bytes(data: bytes, read: Callable[[Path], Any]) -> None:
+    """Unpack what `folder_to_bytes` made into a temporary folder and
+    `read(folder)` it (the component's from_bytes)."""
+    import shutil
+    import tempfile
+
+    import srsly
+
+    files = srsly.msgpack_loads(data)
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        for rel, content in files.items():
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        read(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

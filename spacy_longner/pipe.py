@@ -8,14 +8,10 @@ folder I/O (checkpoint.py), the listener protocol (listeners.py), the
 stream of buffers (stream.py), scores (scoring.py).
 """
 
-import shutil
-import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Literal, Optional, Sequence
 
-import srsly
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
@@ -23,7 +19,7 @@ from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from .checkpoint import HFState, load_checkpoint, load_component, resolve_source, save_component
+from .checkpoint import HFState, folder_from_bytes, folder_to_bytes, load_checkpoint, load_component, resolve_source, save_component
 from .decode import TagSet, parse_tagset, split_label
 from .device import resolve_device
 from .errors import Errors, Warnings
@@ -33,7 +29,7 @@ from .model import inference_overhead
 from .batching import plan_buffer
 from .prediction import BufferPrediction, predict_entities
 from .scoring import follow_output_in_score_weights, score_long_ner
-from .settings import component_settings
+from .settings import built_from_config, component_settings
 from .stream import prefetch, read_ahead
 from .training import clip_gradients, fit_head, token_classification_loss
 from .write import write_buffer
@@ -126,24 +122,6 @@ def make_long_ner(
         prefetch=prefetch,
         scorer=scorer,
     )
-
-
-def built_from_config() -> bool:
-    """Whether the factory runs inside `Language.from_config`: spacy.load,
-    an installed package, `spacy train`, or a user's `from_config` before
-    `from_bytes`. Such a pipeline may load its own saved checkpoint next
-    (from_disk / from_bytes), so the `name` in its config may point to a
-    folder that only existed where it was trained: the checkpoint is looked
-    for at `initialize()` or first use. A direct `nlp.add_pipe` is checked
-    at once. spaCy tells a factory neither case, so this looks for
-    from_config's code object on the call stack."""
-    code = Language.from_config.__func__.__code__
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is code:
-            return True
-        frame = frame.f_back
-    return False
 
 
 class LongNER(ListenedToMixin, TrainablePipe):
@@ -401,22 +379,10 @@ class LongNER(ListenedToMixin, TrainablePipe):
         return self
 
     def to_bytes(self, *, exclude=tuple()) -> bytes:
-        with tempfile.TemporaryDirectory() as tmp:
-            self.to_disk(tmp)
-            files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
-        return srsly.msgpack_dumps(files)
+        return folder_to_bytes(self.to_disk)
 
     def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "LongNER":
-        files = srsly.msgpack_loads(bytes_data)
-        tmp = tempfile.mkdtemp()
-        try:
-            for rel, data in files.items():
-                target = Path(tmp) / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            self.from_disk(tmp)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        folder_from_bytes(bytes_data, self.from_disk)
         return self
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, object]:

@@ -1,7 +1,11 @@
 """The component's settings: their allowed values, checked once when the
-component is built, with a coded error naming the setting to change."""
+component is built, with a coded error naming the setting to change; and
+how the component is being built (by hand or from a config)."""
 
+import sys
 from typing import Any, Dict, Optional, Sequence
+
+from spacy.language import Language
 
 from .align import AGGREGATIONS
 from .decode import DECODINGS, SCHEMES
@@ -66,3 +70,21 @@ def component_settings(
         "store_trf_data": bool(store_trf_data),
         "prefetch": prefetch,
     }
+
+
+def built_from_config() -> bool:
+    """Whether the factory runs inside `Language.from_config`: spacy.load,
+    an installed package, `spacy train`, or a user's `from_config` before
+    `from_bytes`. Such a pipeline may load its own saved checkpoint next
+    (from_disk / from_bytes), so the `name` in its config may point to a
+    folder that only existed where it was trained: the checkpoint is looked
+    for at `initialize()` or first use. A direct `nlp.add_pipe` is checked
+    at once. spaCy tells a factory neither case, so this looks for
+    from_config's code object on the call stack."""
+    code = Language.from_config.__func__.__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False

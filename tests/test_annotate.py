@@ -93,3 +93,34 @@ def test_text_lines_and_folders(pipeline_dir, tmp_path):
     records = {r["key"]: r for r in read_out(out2)}
     assert "error" in records["bad.txt"]
     same([ents(records[f"doc{i}.txt"]) for i in range(len(TEXTS))], expected_entities(pipeline_dir, TEXTS))
+
+
+class SpanKeyed:
+    """A component with a `spans_key` in its cfg, as spaCy's spancat has."""
+
+    def __init__(self):
+        self.cfg = {"spans_key": "sc"}
+
+    def __call__(self, doc):
+        return doc
+
+
+@spacy.Language.factory("test_span_keyed")
+def make_span_keyed(nlp, name):
+    return SpanKeyed()
+
+
+def test_annotate_reads_long_ner_span_key_not_another_components(checkpoints, tmp_path):
+    from spacy_longner.annotate import long_ner_spans_key
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("test_span_keyed")
+    nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert"))}, "spans_key": "people"})
+    assert long_ner_spans_key(nlp) == "people"
+    doc = nlp("Peter Blackburn went to Brussels .")
+    assert doc.ents and "sc" not in doc.spans
+    nlp.to_disk(tmp_path / "pipeline")
+    (tmp_path / "in.txt").write_text(doc.text + "\n", encoding="utf8")
+    assert main(["annotate", str(tmp_path / "pipeline"), str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"), "--no-progress"]) == 0
+    scores = [e["score"] for e in read_out(tmp_path / "out.jsonl")[0]["entities"]]
+    assert scores and all(isinstance(s, float) for s in scores)

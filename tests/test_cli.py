@@ -80,4 +80,10 @@ def test_evaluate_writes_the_seed_reports(checkpoints, tmp_path, synthetic_conll
     assert done.returncode == 0, done.stderr[-2000:]
     report = (tmp_path / "reports" / "dev.txt").read_text()
     assert "precision    recall  f1-score   support" in report and "FB1:" in report
-    assert json.loads((tmp_path / "reports" / "dev.json").read_text())["seqeval_agrees"] is True
+    result = json.loads((tmp_path / "reports" / "dev.json").read_text())
+    assert result["seqeval_agrees"] is True
+    # Overrides of component and model settings reach the pipeline.
+    done = run_cli("evaluate", str(tmp_path / "pipeline"), str(corpus), str(tmp_path / "reports2"), "--splits", "dev", "--no-raw",
+                   "--setting", "decoding=viterbi", "--model-setting", "window=8")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "reports2" / "dev.json").read_text())["conlleval"] != result["conlleval"]
