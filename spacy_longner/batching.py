@@ -246,8 +246,10 @@ def plan_buffer(model: Model, docs: Sequence[Doc], *, overhead: int = 0) -> Plan
         plan = plan_doc(model, state, doc, enc)
         plans[i] = plan
         window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts.tolist(), plan.ends.tolist()))
+    # A padding-sensitive model gets batches of one length each, unjoined.
+    tolerance = 0.0 if state.exact_lengths else PAD_TOLERANCE
     batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, model.attrs["wordpiece_budget"], state.pad_multiple,
-                           overhead=overhead)
+                           pad_tolerance=tolerance, overhead=0 if state.exact_lengths else overhead)
     # Offset of each window's content rows in the concatenated batch outputs.
     window_offset = np.zeros(len(window_ids), dtype=np.int64)
     if batches:

@@ -29,6 +29,17 @@ def pad_multiple_of(config) -> int:
     return max(aw, default=1) if isinstance(aw, (list, tuple)) else int(aw or 1)
 
 
+# Model types whose outputs for a sequence change with the padding added to
+# it (Funnel pools over the padded length): batched only with windows of
+# exactly the same length, so a doc's entities never depend on its batch.
+PAD_SENSITIVE_TYPES = {"funnel"}
+
+
+def needs_exact_lengths(config) -> bool:
+    """Whether the model must see each sequence without padding."""
+    return config.model_type in PAD_SENSITIVE_TYPES
+
+
 class HFState:
     """What `load_checkpoint` puts in `model.attrs["state"]`: the torch model,
     its tokenizer and the settings resolved against them.
@@ -54,6 +65,7 @@ class HFState:
         self.stride = stride
         self.global_attention = global_attention
         self.pad_multiple = pad_multiple_of(hf_model.config)
+        self.exact_lengths = needs_exact_lengths(hf_model.config)
         self.derived: Dict[str, Any] = {}
         self.warned_no_sents = False
         self.warned_fork = False
@@ -132,19 +144,28 @@ def special_tokens(tokenizer) -> Tuple[List[int], List[int]]:
     return ids[: content[0]], ids[content[-1] + 1 :]
 
 
+# Used where neither the model nor its tokenizer names a length limit
+# (relative-position models such as XLNet): what most checkpoints are
+# trained with.
+DEFAULT_MAX_LENGTH = 512
+
+
 def max_model_length(config, tokenizer) -> int:
-    """Most wordpieces (special tokens included) the checkpoint takes."""
+    """Most wordpieces (special tokens included) the checkpoint takes: the
+    smaller of its position embeddings and its tokenizer's
+    `model_max_length`; where neither sets one (XLNet's config gives -1, its
+    tokenizer a huge number), DEFAULT_MAX_LENGTH."""
     limits = []
     mpe = getattr(config, "max_position_embeddings", None)
-    if mpe:
+    if isinstance(mpe, int) and mpe > 0:
         offset = 0
         if config.model_type in _PADDING_OFFSET_TYPES:
             offset = (config.pad_token_id or 0) + 1
         limits.append(int(mpe) - offset)
     tml = getattr(tokenizer, "model_max_length", None)
-    if tml and tml < 1_000_000:
+    if tml and 0 < tml < 1_000_000:
         limits.append(int(tml))
-    return min(limits) if limits else 512
+    return min(limits) if limits else DEFAULT_MAX_LENGTH
 
 
 @contextlib.contextmanager
@@ -167,10 +188,47 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
+def sentencepiece_missing() -> List[str]:
+    """Which of the packages that build a fast tokenizer from a SentencePiece
+    model are not installed."""
+    import importlib.util
+
+    def installed(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a missing parent package
+            return False
+
+    return [name for name, module in (("sentencepiece", "sentencepiece"), ("protobuf", "google.protobuf")) if not installed(module)]
+
+
+def check_sentencepiece(source: str, local: bool, error: Optional[BaseException] = None) -> None:
+    """E028 where the checkpoint's tokenizer is only a SentencePiece model
+    (spiece.model: ALBERT, XLNet, T5-style) and the packages that convert it
+    are missing: transformers' own message then points elsewhere (to
+    tiktoken). For a hub id the files are not known before loading, so only
+    an `error` that names one of those packages counts."""
+    missing = sentencepiece_missing()
+    if not missing:
+        return
+    if local:
+        folder = Path(source)
+        models = sorted(p.name for p in folder.glob("*.model"))
+        if models and not (folder / "tokenizer.json").exists():
+            raise ValueError(Errors.E028.format(path=source, files=", ".join(models), missing=", ".join(missing)))
+    elif error is not None and any(word in str(error).lower() for word in ("sentencepiece", "tiktoken", "protobuf")):
+        raise ValueError(Errors.E028.format(path=source, files="a SentencePiece model", missing=", ".join(missing))) from error
+
+
 def _load_tokenizer(source: str, local: bool):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, use_fast=True)
+    check_sentencepiece(source, local)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, use_fast=True)
+    except (ImportError, OSError, ValueError) as e:
+        check_sentencepiece(source, local, e)
+        raise
     if getattr(tokenizer, "add_prefix_space", None) is False:
         # Byte-level BPE (RoBERTa, Longformer) needs this for pre-split words.
         tokenizer = AutoTokenizer.from_pretrained(
@@ -198,7 +256,9 @@ def load_checkpoint(model: Model, source: str, *, component: str = "long_ner", a
             hf_model, info = AutoModelForTokenClassification.from_pretrained(
                 source, local_files_only=local, output_loading_info=True, use_safetensors=True if safetensors_only else None
             )
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, ImportError) as e:
+        if str(e).startswith("[long_ner "):
+            raise
         raise ValueError(Errors.E003.format(path=source, component=component, reason=reason(e))) from e
     hf_model.eval()
     all_missing = list(info.get("missing_keys", []))

@@ -5,6 +5,7 @@ chunker serves every scheme: BILOU's L and U become E and S, and a bare IO label
 X becomes I-X.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
@@ -40,17 +41,28 @@ class TagSet:
     o_index: int
 
 
+OUTSIDE = ("O", "o")
+_GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
+
+
 def split_label(label: str) -> Tuple[Optional[str], str]:
-    """Split 'B-PER' into ('B', 'PER'); a bare label 'PER' gives (None, 'PER')."""
-    if len(label) > 2 and label[0] in _PREFIX_CODES and label[1] in "-_":
-        return label[0], label[2:]
+    """Split 'B-PER' into ('B', 'PER'); exported heads also write 'b-per' and
+    'B_PER' (the prefix is read upper-case, the type kept as written). A bare
+    label 'PER' gives (None, 'PER')."""
+    if len(label) > 2 and label[0].upper() in _PREFIX_CODES and label[1] in "-_":
+        return label[0].upper(), label[2:]
     return None, label
+
+
+def outside_label(labels: Sequence[str]) -> Optional[str]:
+    """The checkpoint's outside label: 'O' (or 'o'), else None."""
+    return next((lab for lab in OUTSIDE if lab in labels), None)
 
 
 def detect_scheme(labels: Iterable[str]) -> str:
     """The scheme that a set of labels is written in (IOB1 and IOB2 can't be told
     apart from the labels alone; IOB2 is returned, and decodes the same)."""
-    prefixes = {split_label(lab)[0] for lab in labels if lab != "O"}
+    prefixes = {split_label(lab)[0] for lab in labels if lab not in OUTSIDE}
     if prefixes & {"L", "U"}:
         return "BILOU"
     if prefixes & {"E", "S"}:
@@ -67,8 +79,15 @@ def parse_tagset(labels: Sequence[str], scheme: str = "auto") -> TagSet:
         raise ValueError(
             Errors.E010.format(value=scheme, setting="scheme", options=", ".join(SCHEMES))
         )
-    if "O" not in labels:
+    outside = outside_label(labels)
+    if outside is None:
         raise ValueError(Errors.E008.format(labels=list(labels)))
+    tags = [lab for lab in labels if lab != outside]
+    generic = [lab for lab in tags if _GENERIC_LABEL.match(lab)]
+    bare = [lab for lab in tags if split_label(lab)[0] is None]
+    if generic or (bare and len(bare) < len(tags)):
+        # LABEL_3 beside PER, or PER beside B-LOC: no scheme reads both.
+        raise ValueError(Errors.E027.format(labels=list(labels), odd=", ".join((generic or bare)[:5])))
     detected = detect_scheme(labels)
     if scheme == "auto":
         scheme = detected
@@ -82,12 +101,12 @@ def parse_tagset(labels: Sequence[str], scheme: str = "auto") -> TagSet:
         raise ValueError(
             Errors.E009.format(scheme=scheme, labels=list(labels), detected=detected)
         )
-    types = sorted({split_label(lab)[1] for lab in labels if lab != "O"})
+    types = sorted({split_label(lab)[1] for lab in tags})
     type_index = {t: i for i, t in enumerate(types)}
     prefix = np.zeros(len(labels), dtype=np.int8)
     type_id = np.full(len(labels), -1, dtype=np.int32)
     for i, lab in enumerate(labels):
-        if lab == "O":
+        if lab == outside:
             continue
         p, t = split_label(lab)
         prefix[i] = _PREFIX_CODES[p] if p is not None else I
@@ -98,7 +117,7 @@ def parse_tagset(labels: Sequence[str], scheme: str = "auto") -> TagSet:
         prefix=prefix,
         type_id=type_id,
         types=tuple(types),
-        o_index=labels.index("O"),
+        o_index=labels.index(outside),
     )
 
 

@@ -73,10 +73,11 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
     E004 = (
         "The checkpoint '{path}' has no token-classification labels (its head is "
-        "missing or its id2label is the generic {labels}). Use a checkpoint "
-        "fine-tuned for token classification, or train one: give "
-        "nlp.initialize() training examples so long_ner builds the head from "
-        "their labels."
+        "missing or its id2label is the generic {labels}). If it is fine-tuned, "
+        "write its tags into config.json's id2label in id order, e.g. "
+        "{{\"0\": \"O\", \"1\": \"B-PER\", \"2\": \"I-PER\"}}, as its model card "
+        "lists them; otherwise train it: give nlp.initialize() training "
+        "examples so long_ner builds the head from their labels."
     )
     E005 = (
         "window = {window} in [components.{component}.model] is larger than "
@@ -184,4 +185,17 @@ class Errors(metaclass=_ErrorsWithCodes):
     E026 = (
         "The output folder '{path}' exists and is not empty. Choose a new "
         "folder, or pass --force to write into it."
+    )
+    E027 = (
+        "The checkpoint's labels {labels} mix kinds that no scheme reads "
+        "together ({odd}): generic LABEL_n names beside named tags, or bare "
+        "types beside B-/I- tags. Write consistent tags into config.json's "
+        "id2label (all prefixed like B-PER, or all bare like PER, with 'O' "
+        "outside); long_ner will not guess their meaning."
+    )
+    E028 = (
+        "The checkpoint '{path}' ships its tokenizer only as a SentencePiece "
+        "model ({files}), and building a fast tokenizer from it needs "
+        "sentencepiece and protobuf ({missing} missing). Install them: pip "
+        "install \"spacy-longner[sentencepiece]\"."
     )
