@@ -19,6 +19,7 @@ from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
+from .batching import plan_buffer
 from .checkpoint import HFState, folder_from_bytes, folder_to_bytes, load_checkpoint, load_component, resolve_source, save_component
 from .decode import TagSet, parse_tagset, split_label
 from .device import resolve_device
@@ -26,7 +27,6 @@ from .errors import Errors, Warnings
 from .heap import HeapTrimmer
 from .listeners import ListenedToMixin, require_spacy_transformers
 from .model import inference_overhead
-from .batching import plan_buffer
 from .prediction import BufferPrediction, predict_entities
 from .scoring import follow_output_in_score_weights, score_long_ner
 from .settings import built_from_config, component_settings
