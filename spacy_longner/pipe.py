@@ -4,7 +4,7 @@ over whole documents, setting `doc.ents` (or a span group).
 The class holds spaCy's pipe API and delegates each job: settings
 (settings.py), prediction (prediction.py: plain data for a whole buffer of
 docs), writing (write.py), training (training.py), checkpoint and pipeline
-folder I/O (checkpoint.py), the listener protocol (listeners.py), the
+folder I/O (checkpoint.py, pipeline_folder.py), the listener protocol (listeners.py), the
 stream of buffers (stream.py), scores (scoring.py).
 """
 
@@ -20,13 +20,14 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
 from .batching import plan_buffer
-from .checkpoint import HFState, folder_from_bytes, folder_to_bytes, load_checkpoint, load_component, resolve_source, save_component
+from .checkpoint import HFState, load_checkpoint, resolve_source
 from .decode import TagSet, parse_tagset, split_label
 from .device import resolve_device
 from .errors import Errors, Warnings
 from .heap import HeapTrimmer
 from .listeners import ListenedToMixin, require_spacy_transformers
 from .model import inference_overhead
+from .pipeline_folder import folder_from_bytes, folder_to_bytes, load_component, save_component
 from .prediction import BufferPrediction, predict_entities
 from .scoring import follow_output_in_score_weights, score_long_ner
 from .settings import built_from_config, component_settings

@@ -1,0 +1,102 @@
+"""A long_ner component's folder in a saved pipeline: `cfg` (its settings
+and the model's labels, window and stride) and `model/` (the checkpoint as
+save_pretrained writes it, weights as safetensors only), and the same folder
+packed as bytes."""
+
+from pathlib import Path
+from typing import Any, Callable, Dict
+
+from thinc.api import Model
+
+from .checkpoint import HFState, load_checkpoint, save_checkpoint
+from .errors import Errors, reason
+
+UNSAFE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def save_component(state: HFState, cfg: Dict[str, Any], path: Path) -> None:
+    """Write a component's folder: `cfg` and the checkpoint under `model/`."""
+    import srsly
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(path / "cfg", {**cfg, "model_labels": state.labels, "window": state.window, "stride": state.stride})
+    save_checkpoint(state, path / "model")
+
+
+def load_component(model: Model, path: Path, component: str) -> HFState:
+    """Load the checkpoint of a component's folder written by
+    `save_component` into `model`, and check it against the `cfg` beside it:
+    a mismatch of labels means a damaged or hand-edited folder, and is a
+    coded error that says so. Window and stride may differ: they are
+    settings, which a user may change when loading."""
+    import srsly
+
+    path = Path(path)
+    folder = path / "model"
+    if not (folder / "config.json").exists():
+        raise ValueError(Errors.E013.format(path=folder))
+    try:
+        saved = srsly.read_json(path / "cfg")
+    except (OSError, ValueError) as e:
+        raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"it cannot be read ({reason(e)})")) from e
+    if not isinstance(saved, dict):
+        raise ValueError(Errors.E019.format(path=path / "cfg", problem="it is not a JSON object"))
+    check_pipeline_weights(folder)
+    state = load_checkpoint(model, str(folder), component=component, local=True, safetensors_only=True)
+    if "model_labels" in saved and saved["model_labels"] != state.labels:
+        raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"its model_labels {saved['model_labels']!r} differ from the saved model's {state.labels!r}"))
+    return state
+
+
+def check_pipeline_weights(folder: Path) -> None:
+    """A pipeline folder is something people download and share: its weights
+    are read as safetensors only (no pickle, which can run code on load), and
+    a damaged file is named in a coded error."""
+    from safetensors import SafetensorError, safe_open
+
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in UNSAFE_WEIGHT_SUFFIXES)
+    if pickled:
+        raise ValueError(Errors.E020.format(path=folder, files=", ".join(pickled)))
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise ValueError(Errors.E021.format(path=folder / "model.safetensors", problem="it is missing"))
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                f.keys()
+        except (SafetensorError, OSError) as e:
+            raise ValueError(Errors.E021.format(path=file, problem=reason(e))) from e
+
+
+def folder_to_bytes(write: Callable[[Path], None]) -> bytes:
+    """A component folder as bytes: `write(folder)` fills a temporary folder,
+    whose files are packed with msgpack (the component's to_bytes)."""
+    import tempfile
+
+    import srsly
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write(Path(tmp))
+        files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+    return srsly.msgpack_dumps(files)
+
+
+def folder_from_bytes(data: bytes, read: Callable[[Path], Any]) -> None:
+    """Unpack what `folder_to_bytes` made into a temporary folder and
+    `read(folder)` it (the component's from_bytes)."""
+    import shutil
+    import tempfile
+
+    import srsly
+
+    files = srsly.msgpack_loads(data)
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        for rel, content in files.items():
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        read(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
