@@ -54,15 +54,18 @@ def row_argmax(x: np.ndarray) -> np.ndarray:
     return index
 
 
-def softmax(logits):
-    """Softmax over the last axis of an (n, n_labels) array: numpy (column
-    reductions, one BLAS call for the sums) or any array module thinc knows
-    (cupy in GPU training). The result may reuse the input's dtype; a numpy
-    input is not modified."""
+def softmax(logits, *, blas_sum: bool = True):
+    """Softmax over the last axis of an (n, n_labels) array, numpy or any
+    array module thinc knows (cupy in GPU training); the input is not
+    modified. blas_sum: on numpy, reduce by columns and sum the rows with
+    one BLAS call (fast for a buffer's many rows of few labels; the last
+    bits of a sum may differ from numpy's). False: numpy's own reductions,
+    as the training loss has always used them, so a training run gives the
+    weights it gave before."""
     from thinc.api import get_array_module
 
     xp = get_array_module(logits)
-    if xp is not np:
+    if xp is not np or not blas_sum:
         z = logits - logits.max(axis=1, keepdims=True)
         z = xp.exp(z)
         return z / z.sum(axis=1, keepdims=True)
