@@ -6,7 +6,6 @@ than the window; and a saved pipeline predicts the same after loading.
 Also the tokenizer layouts older checkpoints ship (vocab.txt; vocab.json and
 merges.txt)."""
 
-import numpy as np
 import pytest
 import spacy
 from seqeval.metrics.sequence_labeling import get_entities

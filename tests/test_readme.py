@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 FENCE = re.compile(r"```(\w+)\n(.*?)```", re.S)
@@ -18,8 +17,8 @@ FENCE = re.compile(r"```(\w+)\n(.*?)```", re.S)
 def readme_blocks():
     """(code, expected stdout or None) for each ```python block; a ```text
     block right after one is its output."""
-    found = [(m.group(1), m.group(2), m.start(), m.end()) for m in FENCE.finditer(README.read_text(encoding="utf8"))]
     text = README.read_text(encoding="utf8")
+    found = [(m.group(1), m.group(2), m.start(), m.end()) for m in FENCE.finditer(text)]
     blocks = []
     for i, (lang, body, _, end) in enumerate(found):
         if lang != "python":
