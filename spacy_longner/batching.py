@@ -7,7 +7,7 @@ sees a device: what a forward call costs comes in as a number
 
 import warnings
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 from spacy.strings import hash_string
@@ -218,7 +218,7 @@ class PlannedBuffer:
         return [enc.n_wp for enc in self.encs]
 
 
-def plan_buffer(model: Model, docs: Sequence[Doc], *, overhead: int = 0) -> PlannedBuffer:
+def plan_buffer(model: Model, docs: Sequence[Doc], *, overhead: int = 0, budget: Optional[int] = None) -> PlannedBuffer:
     """Tokenize, plan the windows of and batch a buffer of docs. In document
     context a doc that fits one window (every sentence, most documents) is
     its own window, with no plan made for it; the rows of all such docs are
@@ -229,7 +229,10 @@ def plan_buffer(model: Model, docs: Sequence[Doc], *, overhead: int = 0) -> Plan
     that is cheaper than a call. 0 (training): no joining, since joined
     batches change the shapes dropout draws its masks for, and a training
     run would no longer give the weights that earlier versions gave for the
-    same config and seed."""
+    same config and seed.
+    budget: padded wordpieces per batch; None: the model's
+    `wordpiece_budget` (model.inference_budget gives the one to predict
+    with)."""
     state: HFState = model.attrs["state"]
     encs = encode_docs(state, docs)
     n_wp = np.fromiter((enc.n_wp for enc in encs), dtype=np.int64, count=len(encs))
@@ -248,7 +251,8 @@ def plan_buffer(model: Model, docs: Sequence[Doc], *, overhead: int = 0) -> Plan
         window_ids.extend(enc.input_ids[s:e] for s, e in zip(plan.starts.tolist(), plan.ends.tolist()))
     # A padding-sensitive model gets batches of one length each, unjoined.
     tolerance = 0.0 if state.exact_lengths else PAD_TOLERANCE
-    batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, model.attrs["wordpiece_budget"], state.pad_multiple,
+    budget = model.attrs["wordpiece_budget"] if budget is None else budget
+    batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, budget, state.pad_multiple,
                            pad_tolerance=tolerance, overhead=0 if state.exact_lengths else overhead)
     # Offset of each window's content rows in the concatenated batch outputs.
     window_offset = np.zeros(len(window_ids), dtype=np.int64)

@@ -199,3 +199,35 @@ class Errors(metaclass=_ErrorsWithCodes):
         "sentencepiece and protobuf ({missing} missing). Install them: pip "
         "install \"spacy-longner[sentencepiece]\"."
     )
+    E029 = (
+        "runtime = \"onnx\" on {component} needs {module}, which is not "
+        "installed ({reason}). Install the extra: pip install "
+        "\"spacy-longner[onnx]\", or set [components.{component}.model] "
+        "runtime = \"torch\"."
+    )
+    E030 = (
+        "The '{family}' checkpoint family does not run on runtime = \"onnx\": "
+        "{why}. Set [components.{component}.model] runtime = \"torch\" for "
+        "this checkpoint."
+    )
+    E031 = (
+        "The '{family}' checkpoint does not export to ONNX correctly: "
+        "{problem}. Set [components.long_ner.model] runtime = \"torch\" "
+        "for this checkpoint."
+    )
+    E032 = (
+        "The ONNX graph '{path}' does not match the pipeline it is in: "
+        "{problem}. Delete the file (it is exported again on first use) or "
+        "save the pipeline again with nlp.to_disk(); the graph is never run "
+        "against other weights."
+    )
+    E033 = (
+        "runtime = \"onnx\" runs the fp32 graph on the CPU, so precision = "
+        "'{precision}' cannot apply. Set [components.{component}.model] "
+        "precision = \"fp32\" (and quantize = \"int8\" for speed), or "
+        "runtime = \"torch\"."
+    )
+    E034 = (
+        "[components.{component}.model] runtime = {value!r} is not a "
+        "runtime. Use \"torch\" or \"onnx\"."
+    )

@@ -1,10 +1,11 @@
 """A ready spaCy pipeline from an already fine-tuned Hugging Face
 token-classification checkpoint (local folder or hub id), with no training:
 
-    spacy-longner import-hf PATH_OR_HUB_ID my_pipeline [--label-map LABEL_0=PER ...] [--package packages]
+    spacy-longner import-hf PATH_OR_HUB_ID my_pipeline [--label-map LABEL_0=PER ...] [--runtime onnx] [--package packages]
 
 The folder holds the weights (safetensors), the tokenizer and the labels, and
-loads offline with spacy.load(); with --package, `spacy package` also builds a
+loads offline with spacy.load(); with --runtime onnx also the ONNX graph of
+the weights, which it runs on; with --package, `spacy package` also builds a
 wheel of it that `pip install` takes.
 """
 
@@ -29,6 +30,7 @@ def import_checkpoint(
     sentencizer: bool = False,
     decoding: str = "conlleval",
     label_map: Optional[Dict[str, str]] = None,
+    runtime: str = "torch",
     force: bool = False,
 ):
     """Build the pipeline (blank `lang`, optionally a sentencizer, then
@@ -43,10 +45,13 @@ def import_checkpoint(
     if sentencizer:
         nlp.add_pipe("sentencizer")
     nlp.add_pipe("long_ner", config={"decoding": decoding, "label_map": dict(label_map or {}),
-                                     "model": {"name": checkpoint, "window": window, "stride": stride}})
+                                     "model": {"name": checkpoint, "window": window, "stride": stride, "runtime": runtime}})
     nlp.initialize()
     nlp.meta["name"] = name
     nlp.meta["version"] = version
+    if runtime == "onnx":
+        # `spacy package` writes these into the wheel's dependencies.
+        nlp.meta["requirements"] = [*nlp.meta.get("requirements", []), "onnxruntime>=1.20"]
     nlp.to_disk(output)
     return nlp
 
@@ -92,6 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "keep conlleval for a checkpoint trained on IOB1 tags")
     parser.add_argument("--label-map", nargs="*", default=[], metavar="FROM=TO",
                         help="rename entity types, e.g. PERSON=PER LOCATION=LOC")
+    parser.add_argument("--runtime", default="torch", choices=["torch", "onnx"],
+                        help="onnx: export the ONNX graph into the pipeline and predict with ONNX Runtime (needs the [onnx] extra)")
     parser.add_argument("--force", action="store_true", help="write into OUTPUT even where it holds files")
     parser.add_argument("--package", type=Path, default=None, metavar="FOLDER",
                         help="also build a wheel with `spacy package` into FOLDER")
@@ -100,9 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     nlp = import_checkpoint(args.checkpoint, args.output, lang=args.lang, name=args.name, version=args.version,
                             window=args.window, stride=args.stride, sentencizer=args.sentencizer,
-                            decoding=args.decoding, label_map=parse_label_map(args.label_map), force=args.force)
+                            decoding=args.decoding, label_map=parse_label_map(args.label_map), runtime=args.runtime, force=args.force)
     pipe = nlp.get_pipe("long_ner")
-    msg.good(f"Saved {args.output}: labels {pipe.labels}, window {pipe.state.window}, stride {pipe.state.stride}")
+    msg.good(f"Saved {args.output}: labels {pipe.labels}, window {pipe.state.window}, stride {pipe.state.stride}, runtime {args.runtime}")
     if args.package is not None:
         wheel = build_wheel(args.output, args.package)
         msg.good(f"Built {wheel}: pip install it, then spacy.load(\"{nlp.meta['lang']}_{args.name}\")")

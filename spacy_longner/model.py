@@ -14,7 +14,8 @@ the component on first use, in `initialize()`, or by `from_disk`.
 
 Its parts: checkpoint.py (checkpoint I/O), batching.py (tokenizing, window
 planning, batching), device.py (device and precision), runtime.py (the
-inference forward pass, quantization); this module holds the thinc model
+torch forward pass at inference, quantization), onnx_backend.py (the same
+through ONNX Runtime, `runtime = "onnx"`); this module holds the thinc model
 and the training shim.
 """
 
@@ -34,6 +35,13 @@ from .checkpoint import HFState
 from .device import autocast, resolve_device
 from .errors import Errors
 from .runtime import batch_inputs, batch_overhead, fork_safe_threads, gather_rows, run_buffer
+
+
+# ONNX Runtime's attention holds each batch's (rows, heads, T, T) scores in
+# memory, where torch's fused attention does not: on CoNLL dev documents
+# (510-wordpiece windows) MiniLM runs 1.09x faster in batches of 2,048
+# wordpieces than of 8,192, sentences alike (docs/PERFORMANCE.md).
+ONNX_BUDGET = 2048
 
 
 @dataclass
@@ -103,6 +111,7 @@ def build_token_classifier(
     quantize: Literal["none", "int8", "int8_all"] = "none",
     pack: int = 0,
     cut_at_sentences: bool = True,
+    runtime: Literal["torch", "onnx"] = "torch",
 ) -> Model[List[Doc], List[DocLogits]]:
     """A Hugging Face token-classification checkpoint over windowed documents.
 
@@ -122,7 +131,8 @@ def build_token_classifier(
         AMX: about 2.5x fp32 there). Elsewhere: fp32, with a warning.
     device (Optional[str]): torch device for inference, e.g. "cuda:0"; None:
         follow spaCy (`prefer_gpu()`/`require_gpu()`), else CPU.
-    wordpiece_budget (int): padded wordpieces per forward batch.
+    wordpiece_budget (int): padded wordpieces per forward batch (with
+        runtime "onnx", at most 2,048 at inference).
     quantize (str): on CPU, predict with a copy of the model whose linear
         layers are dynamically quantized to int8 (torch's quantize_dynamic);
         the fp32 weights stay for training and saving. "int8": all but the
@@ -140,7 +150,19 @@ def build_token_classifier(
         sentences and need no overlap; only a sentence longer than the
         window gets sliding windows over itself. False: sliding windows
         over the whole document, overlapping by `stride`.
+    runtime (str): what runs the forward pass at inference: "torch", or
+        "onnx": ONNX Runtime on the CPU, over a graph exported from the fp32
+        weights (saved in the pipeline folder by to_disk; needs the [onnx]
+        extra). Training always runs torch.
     """
+    if runtime not in ("torch", "onnx"):
+        raise ValueError(Errors.E034.format(value=runtime, component="long_ner"))
+    if runtime == "onnx":
+        from .onnx_backend import require_onnxruntime
+
+        require_onnxruntime()
+        if precision != "fp32":
+            raise ValueError(Errors.E033.format(precision=precision, component="long_ner"))
     if window is not None and window <= 0:
         raise ValueError(Errors.E007.format(window=window, component="long_ner"))
     if window is not None and stride is not None and not 0 <= stride < window:
@@ -165,6 +187,7 @@ def build_token_classifier(
             "quantize": quantize,
             "pack": pack,
             "cut_at_sentences": cut_at_sentences,
+            "runtime": runtime,
             "state": None,
         },
     )
@@ -178,12 +201,17 @@ def predict_buffer(model: Model, docs: List[Doc], planned: Optional[PlannedBuffe
     if state is None:
         raise ValueError(Errors.E016)
     if planned is None:
-        planned = plan_buffer(model, docs, overhead=inference_overhead(model))
+        planned = plan_buffer(model, docs, overhead=inference_overhead(model), budget=inference_budget(model))
     n_labels = state.hf_model.config.num_labels
     if not planned.batches:
         return BufferLogits(np.zeros((0, n_labels), dtype=np.float32), None, planned.encs)
     with fork_safe_threads(state):
-        logits, hidden = run_buffer(model, state, planned)
+        if model.attrs["runtime"] == "onnx":
+            from . import onnx_backend
+
+            logits, hidden = onnx_backend.run_buffer(model, state, planned)
+        else:
+            logits, hidden = run_buffer(model, state, planned)
     return BufferLogits(logits, hidden, planned.encs)
 
 
@@ -191,6 +219,13 @@ def inference_overhead(model: Model) -> int:
     """runtime.batch_overhead for the device the model predicts on: what
     plan_buffer may join batches for at inference."""
     return batch_overhead(model.attrs["state"], resolve_device(model.attrs["device"]).type)
+
+
+def inference_budget(model: Model) -> int:
+    """Padded wordpieces per forward batch at inference: `wordpiece_budget`,
+    at most ONNX_BUDGET with runtime "onnx"."""
+    budget = model.attrs["wordpiece_budget"]
+    return min(budget, ONNX_BUDGET) if model.attrs["runtime"] == "onnx" else budget
 
 
 def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogits], Callable]:

@@ -26,7 +26,7 @@ from .device import resolve_device
 from .errors import Errors, Warnings
 from .heap import HeapTrimmer
 from .listeners import ListenedToMixin, require_spacy_transformers
-from .model import inference_overhead
+from .model import inference_budget, inference_overhead
 from .pipeline_folder import folder_from_bytes, folder_to_bytes, load_component, save_component
 from .prediction import BufferPrediction, predict_entities
 from .scoring import follow_output_in_score_weights, score_long_ner
@@ -50,6 +50,7 @@ wordpiece_budget = 8192
 quantize = "none"
 pack = 0
 cut_at_sentences = true
+runtime = "torch"
 
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_CONFIG)["model"]
@@ -187,6 +188,10 @@ class LongNER(ListenedToMixin, TrainablePipe):
         again and listeners learn the encoder's width."""
         self._tagset = None
         self.set_listener_widths()
+        if self.model.attrs["runtime"] == "onnx":
+            from .onnx_backend import check_family
+
+            check_family(self.model.attrs["state"], self.name)
 
     @property
     def tagset(self) -> TagSet:
@@ -255,8 +260,8 @@ class LongNER(ListenedToMixin, TrainablePipe):
         if self._prefetching():
             model = self.model
             self.state  # load the checkpoint here, not in the thread
-            overhead = inference_overhead(model)
-            planned_buffers = prefetch(buffers, lambda docs: plan_buffer(model, docs, overhead=overhead))
+            overhead, budget = inference_overhead(model), inference_budget(model)
+            planned_buffers = prefetch(buffers, lambda docs: plan_buffer(model, docs, overhead=overhead, budget=budget))
         else:
             planned_buffers = ((docs, None) for docs in buffers)
         for docs, planned in planned_buffers:
@@ -372,7 +377,7 @@ class LongNER(ListenedToMixin, TrainablePipe):
     # ------------------------------------------------------------ serialization
 
     def to_disk(self, path, *, exclude=tuple()) -> None:
-        save_component(self.state, self.cfg, Path(path))
+        save_component(self.state, self.cfg, Path(path), runtime=self.model.attrs["runtime"])
 
     def from_disk(self, path, *, exclude=tuple()) -> "LongNER":
         load_component(self.model, Path(path), self.name)

@@ -1,7 +1,8 @@
 """A long_ner component's folder in a saved pipeline: `cfg` (its settings
 and the model's labels, window and stride) and `model/` (the checkpoint as
-save_pretrained writes it, weights as safetensors only), and the same folder
-packed as bytes."""
+save_pretrained writes it, weights as safetensors only), with
+`runtime = "onnx"` the ONNX graph exported from those weights (`model.onnx`,
+its checksums in `cfg`), and the same folder packed as bytes."""
 
 from pathlib import Path
 from typing import Any, Callable, Dict
@@ -14,13 +15,20 @@ from .errors import Errors, reason
 UNSAFE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
-def save_component(state: HFState, cfg: Dict[str, Any], path: Path) -> None:
-    """Write a component's folder: `cfg` and the checkpoint under `model/`."""
+def save_component(state: HFState, cfg: Dict[str, Any], path: Path, runtime: str = "torch") -> None:
+    """Write a component's folder: `cfg` and the checkpoint under `model/`;
+    for runtime "onnx" also the graph of these weights (exported where it is
+    not yet)."""
     import srsly
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    srsly.write_json(path / "cfg", {**cfg, "model_labels": state.labels, "window": state.window, "stride": state.stride})
+    saved = {**cfg, "model_labels": state.labels, "window": state.window, "stride": state.stride}
+    if runtime == "onnx":
+        from .onnx_backend import save_graph
+
+        saved["onnx"] = save_graph(state, path)
+    srsly.write_json(path / "cfg", saved)
     save_checkpoint(state, path / "model")
 
 
@@ -28,8 +36,10 @@ def load_component(model: Model, path: Path, component: str) -> HFState:
     """Load the checkpoint of a component's folder written by
     `save_component` into `model`, and check it against the `cfg` beside it:
     a mismatch of labels means a damaged or hand-edited folder, and is a
-    coded error that says so. Window and stride may differ: they are
-    settings, which a user may change when loading."""
+    coded error that says so, as is an ONNX graph that is not the one the
+    `cfg` names or was exported from other weights (read where the model
+    runs on ONNX Runtime). Window and stride may differ: they are settings,
+    which a user may change when loading."""
     import srsly
 
     path = Path(path)
@@ -46,6 +56,10 @@ def load_component(model: Model, path: Path, component: str) -> HFState:
     state = load_checkpoint(model, str(folder), component=component, local=True, safetensors_only=True)
     if "model_labels" in saved and saved["model_labels"] != state.labels:
         raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"its model_labels {saved['model_labels']!r} differ from the saved model's {state.labels!r}"))
+    if model.attrs["runtime"] == "onnx":
+        from .onnx_backend import adopt_saved_graph
+
+        adopt_saved_graph(state, path, saved.get("onnx"))
     return state
 
 

@@ -44,15 +44,20 @@ def tiny_corpus(tmp_path_factory, checkpoints):
     return root
 
 
-def test_profile_stages_times_every_stage(tiny_corpus):
-    out = tiny_corpus / "profile.json"
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_profile_stages_times_every_stage(tiny_corpus, runtime):
+    out = tiny_corpus / f"profile_{runtime}.json"
     done = subprocess.run([sys.executable, str(BENCHMARKS / "profile_stages.py"), str(tiny_corpus / "pipeline"),
-                           str(tiny_corpus / "dev.spacy"), str(out)], capture_output=True, text=True)
+                           str(tiny_corpus / "dev.spacy"), str(out), "--runtime", runtime], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
+    assert result["runtime"] == runtime
     for kind in ("sentences", "documents"):
         stages = result["inputs"][kind]["seconds_by_stage"]
         assert stages["forward"] > 0 and stages["decode"] > 0 and stages["plan_and_batch"] > 0
+        counts = result["inputs"][kind]["counts"]
+        assert counts["forward_calls"] >= counts["buffers"] >= 1
+        assert counts["padded_wordpieces"] >= counts["real_wordpieces"] > 0
 
 
 def test_a_stage_never_called_stops_the_profiler():
