@@ -11,6 +11,10 @@ except the floor, which gets the words):
   floor's chunks; its own read-ahead buffer; prefetch per --prefetch). Other
   components (a sentencizer, which document context does not need) are
   excluded.
+- long_ner_onnx, long_ner_onnx_int8, long_ner_int8: long_ner with
+  runtime = "onnx" (ONNX Runtime, the graph exported at load where the
+  pipeline folder has none: before the warm-up, not timed), the same with
+  quantize = "int8", and torch's int8 path. Same settings otherwise.
 - hf_pipeline: transformers' pipeline("token-classification",
   aggregation_strategy="first"), with stride for texts longer than the model.
 - hf_token_pipe: spacy-huggingface-pipelines, aggregation "first". It caps
@@ -46,6 +50,9 @@ from pathlib import Path
 from typing import Dict, List
 
 SYSTEMS = ["long_ner", "floor", "hf_pipeline", "hf_token_pipe"]
+# long_ner systems: (runtime, quantize).
+LONG_NER = {"long_ner": ("torch", "none"), "long_ner_int8": ("torch", "int8"),
+            "long_ner_onnx": ("onnx", "none"), "long_ner_onnx_int8": ("onnx", "int8")}
 INPUTS = ["sentences", "documents"]
 
 
@@ -70,13 +77,15 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def load_long_ner(pipeline: str, args):
+def load_long_ner(pipeline: str, args, system: str = "long_ner"):
     import spacy
 
     if args.gpu:
         spacy.require_gpu()
+    runtime, quantize = LONG_NER[system]
     model = {"context": "document", "precision": args.precision, "wordpiece_budget": args.wordpiece_budget,
-             "window": args.window or None, "stride": None if args.stride < 0 else args.stride}
+             "window": args.window or None, "stride": None if args.stride < 0 else args.stride,
+             "runtime": runtime, "quantize": quantize}
     names = spacy.util.load_config(Path(pipeline) / "config.cfg")["nlp"]["pipeline"]
     return spacy.load(pipeline, exclude=[n for n in names if n != "long_ner"],
                       config={"components": {"long_ner": {"model": model, "prefetch": args.prefetch}}})
@@ -110,8 +119,8 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
     checkpoint = str(Path(args.pipeline) / "long_ner" / "model")
     device = 0 if args.gpu else -1
     warm = texts[:16]
-    if system == "long_ner":
-        nlp = load_long_ner(args.pipeline, args)
+    if system in LONG_NER:
+        nlp = load_long_ner(args.pipeline, args, system)
         list(nlp.pipe(warm))
 
         def run_once():
@@ -243,7 +252,7 @@ def plot(results: Dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    systems = [s for s in SYSTEMS if any(s in results["runs"].get(k, {}) for k in INPUTS)]
+    systems = [s for s in list(LONG_NER) + SYSTEMS[1:] if any(s in results["runs"].get(k, {}) for k in INPUTS)]
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.38
     for j, kind in enumerate(INPUTS):
@@ -264,7 +273,7 @@ def main() -> None:
     parser.add_argument("pipeline")
     parser.add_argument("corpus", type=Path)
     parser.add_argument("output", type=Path)
-    parser.add_argument("--systems", nargs="+", default=SYSTEMS)
+    parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS + list(LONG_NER)[1:])
     parser.add_argument("--inputs", nargs="+", default=INPUTS)
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
@@ -326,7 +335,7 @@ def main() -> None:
         for system, r in results["runs"][kind].items():
             if floor and "words_per_second" in r:
                 r["ratio_to_floor"] = r["words_per_second"] / floor
-            if ours and "words_per_second" in r and system != "long_ner":
+            if ours and "words_per_second" in r and system != "long_ner" and system not in LONG_NER:
                 ratios[f"long_ner_vs_{system}"] = ours / r["words_per_second"]
         if args.passes > 1:
             warm = {system: max(r["later_passes_words_per_second"]) for system, r in results["runs"][kind].items() if "later_passes_words_per_second" in r}

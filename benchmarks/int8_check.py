@@ -1,12 +1,13 @@
 """fp32 vs quantize="int8" vs "int8_all" vs precision="bf16" (where the CPU
-has bf16 instructions) for a trained pipeline on CoNLL dev
+has bf16 instructions), on torch and on runtime="onnx" (fp32, int8,
+int8_all; where onnxruntime is installed), for a trained pipeline on CoNLL dev
 (gold sentences): conlleval F1 and words/s, in the pipeline's own mode (as
 trained) and with document windows (context="document", window = the model's
 maximum, like the benchmark), against the fp32 floor (benchmarks/benchmark.py's
 floor_pass: tokenize + forward + argmax on the same documents), one process,
 one run.
 
-    python benchmarks/int8_check.py PIPELINE corpus/dev.spacy metrics/int8.json
+    python benchmarks/int8_check.py PIPELINE corpus/dev.spacy metrics/int8.json [--variants none int8 onnx onnx_int8]
 """
 
 import argparse
@@ -27,24 +28,45 @@ from spacy_longner.device import cpu_has_bf16  # noqa: E402
 from spacy_longner.report import conlleval, doc_iob2  # noqa: E402
 
 
+# Model settings of each variant.
+VARIANTS = {
+    "none": {},
+    "int8": {"quantize": "int8"},
+    "int8_all": {"quantize": "int8_all"},
+    "bf16": {"precision": "bf16"},
+    "onnx": {"runtime": "onnx"},
+    "onnx_int8": {"runtime": "onnx", "quantize": "int8"},
+    "onnx_int8_all": {"runtime": "onnx", "quantize": "int8_all"},
+}
+
+
+def default_variants():
+    import importlib.util
+
+    out = ["none", "int8", "int8_all"] + (["bf16"] if cpu_has_bf16() else [])
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
+        out += ["onnx", "onnx_int8", "onnx_int8_all"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pipeline")
     parser.add_argument("corpus", type=Path)
     parser.add_argument("output", type=Path)
+    parser.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS), help="default: all that run here")
     args = parser.parse_args()
     gold = list(DocBin().from_disk(args.corpus).get_docs(spacy.blank("en").vocab))
     n_words = sum(len(d) for d in gold)
     out = {"pipeline": args.pipeline, "torch_threads": torch.get_num_threads(), "runs": {}}
     for mode in ("trained", "document"):
-        variants = ["none", "int8", "int8_all"] + (["bf16"] if cpu_has_bf16() else [])
-        for q in variants:
-            model = {"precision": "bf16"} if q == "bf16" else {"quantize": q}
+        for q in args.variants or default_variants():
+            model = dict(VARIANTS[q])
             if mode == "document":
                 model.update(context="document", window=None)
             nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": model}}})
             inputs = [bare_copy(nlp.vocab, d) for d in gold]
-            list(nlp.pipe(inputs[:3]))
+            list(nlp.pipe(inputs[:3]))  # onnx: the export and int8 copy happen here, untimed
             start = time.perf_counter()
             docs = list(nlp.pipe(inputs))
             seconds = time.perf_counter() - start

@@ -12,7 +12,9 @@ user runs them:
   ragged gather of each word's wordpieces)
 - plan_and_batch: window planning (plan_doc) and batching (make_batches)
 - forward: host->device, the forward pass, device->host (runtime.run_buffer,
-  on CUDA synchronised by the copy back)
+  on CUDA synchronised by the copy back; onnx_backend.run_buffer with
+  --runtime onnx). Also counted: buffers, forward calls, and the padded
+  against the real wordpieces they ran.
 - softmax_aggregate (align.token_probs over the buffer), decode
   (decode.decode_buffer over the buffer), write (set_annotations)
 Prefetch is off here (each stage runs where it is timed); pass --prefetch on
@@ -32,10 +34,13 @@ from spacy.tokens import DocBin
 import spacy_longner.align as align_mod
 import spacy_longner.batching as batching_mod
 import spacy_longner.model as model_mod
+import spacy_longner.onnx_backend as onnx_mod
 import spacy_longner.prediction as prediction_mod
 from machine import cpu_model
 
 TIMES = defaultdict(float)
+COUNTS = defaultdict(int)
+FORWARD = {"torch": (model_mod, "run_buffer"), "onnx": (onnx_mod, "run_buffer")}
 
 
 # Each timed stage: (module or class whose attribute is called, attribute).
@@ -70,9 +75,18 @@ def check_stages(longest_doc: int, window: int) -> None:
                          "longer called through the name patched in PATCHES; update PATCHES.")
 
 
+def count_forward(model, state, planned):
+    COUNTS["buffers"] += 1
+    COUNTS["forward_calls"] += len(planned.batches)
+    COUNTS["padded_wordpieces"] += sum(int(b.attention_mask.size) for b in planned.batches)
+    COUNTS["real_wordpieces"] += sum(int(b.attention_mask.sum()) for b in planned.batches)
+
+
 def timed(name, fn):
     def wrapper(*args, **kwargs):
         CALLED.add(name)
+        if name == "forward":
+            count_forward(*args[:3])
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
@@ -96,8 +110,10 @@ def main() -> None:
     parser.add_argument("--inputs", nargs="+", default=["sentences", "documents"])
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--prefetch", default="off", choices=["auto", "on", "off"])
+    parser.add_argument("--runtime", default="torch", choices=list(FORWARD))
     args = parser.parse_args()
-    nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": {"context": "document"}, "prefetch": args.prefetch}}})
+    PATCHES["forward"] = FORWARD[args.runtime]
+    nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": {"context": "document", "runtime": args.runtime}, "prefetch": args.prefetch}}})
     ner = nlp.get_pipe("long_ner")
     tokenizer = ner.state.tokenizer
     nlp.tokenizer = timed("spacy_tokenizer", nlp.tokenizer)
@@ -108,12 +124,13 @@ def main() -> None:
 
     import torch
 
-    results = {"pipeline": args.pipeline, "tokenizer": type(tokenizer).__name__, "cpu": cpu_model(), "platform": platform.platform(),
+    results = {"pipeline": args.pipeline, "runtime": args.runtime, "batch_size": args.batch_size, "tokenizer": type(tokenizer).__name__, "cpu": cpu_model(), "platform": platform.platform(),
                "torch_threads": torch.get_num_threads(), "prefetch": args.prefetch, "inputs": {}}
     for kind in args.inputs:
         texts = texts_of(args.corpus, kind)
         list(nlp.pipe(texts[:32], batch_size=args.batch_size))
         TIMES.clear()
+        COUNTS.clear()
         start = time.perf_counter()
         n_words = sum(len(d) for d in nlp.pipe(texts, batch_size=args.batch_size))
         total = time.perf_counter() - start
@@ -131,9 +148,10 @@ def main() -> None:
         stages["other"] = total - sum(stages.values())
         per_word = {k: 1e6 * v / n_words for k, v in stages.items()}
         results["inputs"][kind] = {"words": n_words, "seconds": total, "words_per_second": n_words / total,
-                                   "seconds_by_stage": stages, "us_per_word": per_word,
+                                   "seconds_by_stage": stages, "us_per_word": per_word, "counts": dict(COUNTS),
                                    "ours_us_per_word": sum(v for k, v in per_word.items() if k not in ("forward", "hf_tokenizer"))}
-        print(f"== {kind}: {n_words} words, {n_words / total:.0f} words/s")
+        print(f"== {kind}: {n_words} words, {n_words / total:.0f} words/s; {COUNTS['buffers']} buffers, "
+              f"{COUNTS['forward_calls']} forward calls, padded/real wordpieces {COUNTS['padded_wordpieces'] / max(1, COUNTS['real_wordpieces']):.3f}")
         for k, v in per_word.items():
             print(f"{k:>18}: {v:7.2f} us/word ({100 * stages[k] / total:4.1f}%)")
     longest = max(len(nlp.make_doc(t)) for kind in args.inputs for t in texts_of(args.corpus, kind))

@@ -39,8 +39,8 @@ from .runtime import batch_inputs, batch_overhead, fork_safe_threads, gather_row
 
 # ONNX Runtime's attention holds each batch's (rows, heads, T, T) scores in
 # memory, where torch's fused attention does not: on CoNLL dev documents
-# (510-wordpiece windows) MiniLM runs 1.09x faster in batches of 2,048
-# wordpieces than of 8,192, sentences alike (docs/PERFORMANCE.md).
+# (510-wordpiece windows) MiniLM ran faster in batches of 2,048 wordpieces
+# than of 8,192, sentences no slower (docs/PERFORMANCE.md).
 ONNX_BUDGET = 2048
 
 

@@ -256,8 +256,11 @@ def test_int8_on_onnx_keeps_the_torch_int8_layers_fp32(checkpoints):
 
     from spacy_longner import onnx_backend
 
+    import logging
+
     path = checkpoints("bert")
     counts = {}
+    handlers = list(logging.getLogger().handlers)
     for how in ("int8", "int8_all"):
         nlp = make_nlp(path, runtime="onnx", quantize=how)
         doc = nlp("Peter Blackburn went to Brussels and met the European Commission .")
@@ -267,6 +270,8 @@ def test_int8_on_onnx_keeps_the_torch_int8_layers_fp32(checkpoints):
         counts[how] = sum(n.op_type == "MatMulInteger" for n in graph.graph.node)
     # 2 layers of q, k, v, attention output, intermediate, output; the head.
     assert counts == {"int8": 2 * 5, "int8_all": 2 * 6 + 1}
+    # The quantizer's advice neither printed nor left a handler behind.
+    assert logging.getLogger().handlers == handlers
 
 
 def test_concurrent_pipe_calls_share_one_session(checkpoints):
