@@ -38,6 +38,21 @@ def checkpoints(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="session")
+def family_checkpoint(tmp_path_factory):
+    """Lazily built tiny checkpoints of each model family (families.py)."""
+    from families import build_family_checkpoint
+
+    cache = {}
+
+    def get(family):
+        if family not in cache:
+            cache[family] = build_family_checkpoint(tmp_path_factory.mktemp(family.replace("-", "_")), family)
+        return cache[family]
+
+    return get
+
+
 @pytest.fixture
 def conll_dev_sentences():
     """200 synthetic CoNLL-style (word, tag) sentences: the tests run without

@@ -11,23 +11,11 @@ import spacy
 from seqeval.metrics.sequence_labeling import get_entities
 from spacy.tokens import Doc
 
-from families import FAMILIES, build_family_checkpoint
+from families import FAMILIES
 from spacy_longner.testing import IOB2_LABELS, synthetic_conll_sentences
 
 SENTENCES = [[w for w, _ in s] for s in synthetic_conll_sentences(24, seed=7)]
 WINDOW = 96  # wordpieces: more than any sentence, far less than all of them
-
-
-@pytest.fixture(scope="module")
-def family_checkpoint(tmp_path_factory):
-    cache = {}
-
-    def get(family):
-        if family not in cache:
-            cache[family] = build_family_checkpoint(tmp_path_factory.mktemp(family.replace("-", "_")), family)
-        return cache[family]
-
-    return get
 
 
 def reference_tags(path, sentences):

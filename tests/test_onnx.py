@@ -16,7 +16,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from conftest import ents_of, make_nlp, person_place_docs
-from families import FAMILIES, build_family_checkpoint
+from families import FAMILIES
 from spacy_longner.onnx_backend import GRAPH_FILE, REFUSED_FAMILIES
 from spacy_longner.testing import IOB2_LABELS, synthetic_conll_sentences, write_synthetic_conll
 
@@ -25,18 +25,6 @@ pytest.importorskip("onnxruntime")
 SENTENCES = [[w for w, _ in s] for s in synthetic_conll_sentences(24, seed=7)]
 WINDOW = 96  # wordpieces: more than any sentence, far less than all of them
 EXPORTING = [f for f in FAMILIES if f not in REFUSED_FAMILIES]
-
-
-@pytest.fixture(scope="module")
-def family_checkpoint(tmp_path_factory):
-    cache = {}
-
-    def get(family):
-        if family not in cache:
-            cache[family] = build_family_checkpoint(tmp_path_factory.mktemp(family.replace("-", "_")), family)
-        return cache[family]
-
-    return get
 
 
 def tags_and_ents(doc):
