@@ -31,8 +31,9 @@ import numpy as np
 from thinc.api import Model
 
 from .batching import PlannedBuffer
-from .checkpoint import HFState, find_classifier
+from .checkpoint import HFState
 from .errors import Errors, reason
+from .runtime import quantized_linears
 
 GRAPH_FILE = "model.onnx"
 OPSET = 17
@@ -284,19 +285,14 @@ def check_graph(graph: bytes, hf) -> None:
 
 
 def kept_fp32_shapes(state: HFState, how: str) -> Set[Tuple[int, int]]:
-    """(in, out) of the linear layers that stay fp32: none for "int8_all";
-    for "int8", the torch int8 path's choice (runtime.quantized_linears):
-    the feed-forward output projections and the head."""
+    """(in, out) of the linear layers that the torch int8 path keeps fp32
+    (runtime.quantized_linears): none for "int8_all"; for "int8", the
+    feed-forward output projections and the head."""
     import torch
 
-    if how == "int8_all":
-        return set()
-    hf = state.hf_model
-    config = hf.config
-    inter, hidden = getattr(config, "intermediate_size", None), getattr(config, "hidden_size", None)
-    head = find_classifier(hf)
-    return {(m.in_features, m.out_features) for m in hf.modules()
-            if isinstance(m, torch.nn.Linear) and (m is head or (m.in_features == inter and m.out_features == hidden))}
+    quantized = quantized_linears(state.hf_model, how)
+    return {(m.in_features, m.out_features) for name, m in state.hf_model.named_modules()
+            if isinstance(m, torch.nn.Linear) and name not in quantized}
 
 
 def quantize_graph(graph: bytes, keep_fp32: Set[Tuple[int, int]]) -> bytes:
