@@ -29,6 +29,12 @@ except the floor, which gets the words):
   long_ner's per-call overhead joining; for Longformer, widths rounded up to
   its attention window as its forward pass pads them), argmax. No spaCy, no
   alignment, no decoding: the physical floor.
+- floor_onnx, floor_onnx_int8: the same floor loop, its forward pass the
+  InferenceSession that long_ner_onnx (long_ner_onnx_int8) runs: same graph,
+  same session options, batches capped at the same wordpiece budget as on
+  that runtime. What ONNX Runtime itself gives over eager PyTorch on this
+  machine, with nothing of long_ner around it: the ceiling for
+  long_ner_onnx's ratio to the floor.
 
 Also: time of a 10,000-word vs a 100,000-word document (long_ner), and RSS
 while streaming many docs through nlp.pipe. Writes the JSON and a bar chart
@@ -53,6 +59,10 @@ SYSTEMS = ["long_ner", "floor", "hf_pipeline", "hf_token_pipe"]
 # long_ner systems: (runtime, quantize).
 LONG_NER = {"long_ner": ("torch", "none"), "long_ner_int8": ("torch", "int8"),
             "long_ner_onnx": ("onnx", "none"), "long_ner_onnx_int8": ("onnx", "int8")}
+# The floor loop with ONNX Runtime's forward pass: (runtime, quantize) of the
+# long_ner system whose session it runs.
+ONNX_FLOORS = {"floor_onnx": ("onnx", "none"), "floor_onnx_int8": ("onnx", "int8")}
+RUNTIME_FLOOR = {"long_ner_onnx": "floor_onnx", "long_ner_onnx_int8": "floor_onnx_int8"}
 INPUTS = ["sentences", "documents"]
 
 
@@ -82,7 +92,7 @@ def load_long_ner(pipeline: str, args, system: str = "long_ner"):
 
     if args.gpu:
         spacy.require_gpu()
-    runtime, quantize = LONG_NER[system]
+    runtime, quantize = LONG_NER.get(system) or ONNX_FLOORS[system]
     model = {"context": "document", "precision": args.precision, "wordpiece_budget": args.wordpiece_budget,
              "window": args.window or None, "stride": None if args.stride < 0 else args.stride,
              "runtime": runtime, "quantize": quantize}
@@ -159,6 +169,25 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
 
         def run_once():
             return floor_pass(tok, model, words, dev, args)
+    elif system in ONNX_FLOORS:
+        from transformers import AutoTokenizer
+
+        from spacy_longner import onnx_backend
+        from spacy_longner.model import inference_budget
+
+        tok = AutoTokenizer.from_pretrained(checkpoint)
+        thinc_model = load_long_ner(args.pipeline, args, system).get_pipe("long_ner").model
+        state = thinc_model.attrs["state"]
+        sess = onnx_backend.session(state, ONNX_FLOORS[system][1])
+        budget = inference_budget(thinc_model)
+
+        def onnx_forward(ids, mask):
+            return sess.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+
+        floor_pass(tok, onnx_forward, words[:16], None, args, budget)
+
+        def run_once():
+            return floor_pass(tok, onnx_forward, words, None, args, budget)
     else:
         raise ValueError(system)
     start = time.perf_counter()
@@ -180,10 +209,12 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
     return out
 
 
-def floor_pass(tok, model, words: List[List[str]], device, args) -> int:
+def floor_pass(tok, model, words: List[List[str]], device, args, budget: int = 0) -> int:
     """Tokenize, cut into max-length chunks, forward all chunks in
     length-sorted batches (the same batching as long_ner: spacy_longner's
-    make_batches, here over the whole input at once), argmax."""
+    make_batches, here over the whole input at once), argmax. `model` is a
+    torch model, or a function (input_ids, attention_mask) -> logits on
+    numpy arrays (ONNX Runtime); `budget` replaces --wordpiece-budget."""
     import numpy as np
     import torch
 
@@ -200,6 +231,11 @@ def floor_pass(tok, model, words: List[List[str]], device, args) -> int:
     # Longformer pads every batch to a multiple of its attention window
     # inside its forward pass; rows are counted against the budget at that
     # padded width, as long_ner counts them, so the floor's batches fit it too.
+    if not isinstance(model, torch.nn.Module):
+        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, budget or args.wordpiece_budget):
+            logits = model(batch.input_ids, batch.attention_mask)
+            n_tags += int((logits.argmax(-1) * batch.attention_mask).astype(bool).sum())
+        return n_tags
     pad_multiple = pad_multiple_of(model.config)
     with torch.inference_mode(), torch.autocast("cuda" if args.gpu else "cpu", dtype=dtype, enabled=bool(dtype and (args.gpu or on_cpu_bf16))):
         for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, args.wordpiece_budget, pad_multiple):
@@ -273,7 +309,7 @@ def main() -> None:
     parser.add_argument("pipeline")
     parser.add_argument("corpus", type=Path)
     parser.add_argument("output", type=Path)
-    parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS + list(LONG_NER)[1:])
+    parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS + list(LONG_NER)[1:] + list(ONNX_FLOORS))
     parser.add_argument("--inputs", nargs="+", default=INPUTS)
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
@@ -335,6 +371,12 @@ def main() -> None:
         for system, r in results["runs"][kind].items():
             if floor and "words_per_second" in r:
                 r["ratio_to_floor"] = r["words_per_second"] / floor
+            # long_ner against the floor loop on its own runtime: what of
+            # that runtime's speed long_ner keeps.
+            own = RUNTIME_FLOOR.get(system)
+            own_wps = results["runs"][kind].get(own, {}).get("words_per_second")
+            if own_wps and "words_per_second" in r:
+                r[f"ratio_to_{own}"] = r["words_per_second"] / own_wps
             if ours and "words_per_second" in r and system != "long_ner" and system not in LONG_NER:
                 ratios[f"long_ner_vs_{system}"] = ours / r["words_per_second"]
         if args.passes > 1:

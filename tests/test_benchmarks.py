@@ -67,3 +67,19 @@ def test_a_stage_never_called_stops_the_profiler():
         profiler.check_stages(longest_doc=100, window=32)
     profiler.CALLED.add("decode")
     profiler.check_stages(longest_doc=100, window=32)
+
+
+def test_onnx_floor_runs_long_ners_session_and_tags_as_the_torch_floor(tiny_corpus):
+    """floor_onnx is the floor loop through the InferenceSession long_ner_onnx
+    runs: it tags every wordpiece as the eager floor does, and long_ner_onnx
+    is reported against it."""
+    out = tiny_corpus / "floors.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "benchmark.py"), str(tiny_corpus / "pipeline"), str(tiny_corpus / "dev.spacy"),
+                           str(out), "--systems", "floor", "floor_onnx", "long_ner_onnx", "--inputs", "documents", "--skip-extra"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = json.loads(out.read_text())["runs"]["documents"]
+    assert not [name for name, r in runs.items() if "error" in r], runs
+    assert runs["floor_onnx"]["n_entities_or_tags"] == runs["floor"]["n_entities_or_tags"] > 0
+    assert runs["long_ner_onnx"]["ratio_to_floor_onnx"] == pytest.approx(
+        runs["long_ner_onnx"]["words_per_second"] / runs["floor_onnx"]["words_per_second"])
