@@ -288,14 +288,14 @@ def plot(results: Dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    systems = [s for s in list(LONG_NER) + SYSTEMS[1:] if any(s in results["runs"].get(k, {}) for k in INPUTS)]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    systems = [s for s in list(LONG_NER) + SYSTEMS[1:] + list(ONNX_FLOORS) if any(s in results["runs"].get(k, {}) for k in INPUTS)]
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(systems)), 4))
     width = 0.38
     for j, kind in enumerate(INPUTS):
         vals = [results["runs"].get(kind, {}).get(s, {}).get("words_per_second", 0) for s in systems]
         bars = ax.bar(np.arange(len(systems)) + (j - 0.5) * width, vals, width, label=kind)
         ax.bar_label(bars, fmt="%.0f", fontsize=8)
-    ax.set_xticks(range(len(systems)), systems)
+    ax.set_xticks(range(len(systems)), systems, fontsize=8)
     ax.set_ylabel("words / second")
     ax.set_title(f"CoNLL-2003 dev, {results['device']}")
     ax.legend()
