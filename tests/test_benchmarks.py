@@ -69,17 +69,37 @@ def test_a_stage_never_called_stops_the_profiler():
     profiler.check_stages(longest_doc=100, window=32)
 
 
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark", BENCHMARKS / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_onnx_floor_runs_long_ners_session_and_tags_as_the_torch_floor(tiny_corpus):
     """floor_onnx is the floor loop through the InferenceSession long_ner_onnx
-    runs: it tags every wordpiece as the eager floor does, and long_ner_onnx
-    is reported against it."""
-    out = tiny_corpus / "floors.json"
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "benchmark.py"), str(tiny_corpus / "pipeline"), str(tiny_corpus / "dev.spacy"),
-                           str(out), "--systems", "floor", "floor_onnx", "long_ner_onnx", "--inputs", "documents", "--skip-extra"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    runs = json.loads(out.read_text())["runs"]["documents"]
-    assert not [name for name, r in runs.items() if "error" in r], runs
-    assert runs["floor_onnx"]["n_entities_or_tags"] == runs["floor"]["n_entities_or_tags"] > 0
-    assert runs["long_ner_onnx"]["ratio_to_floor_onnx"] == pytest.approx(
-        runs["long_ner_onnx"]["words_per_second"] / runs["floor_onnx"]["words_per_second"])
+    runs: it tags every wordpiece as the eager floor does."""
+    import argparse
+
+    from spacy_longner import onnx_backend
+
+    benchmark = load_benchmark()
+    args = argparse.Namespace(corpus=tiny_corpus / "dev.spacy", pipeline=str(tiny_corpus / "pipeline"), limit=0, gpu=False,
+                              precision="fp32", wordpiece_budget=8192, window=0, stride=-1, prefetch="auto", batch_size=1000, passes=1)
+    sessions = []
+    real_session = onnx_backend.session
+
+    def recording(state, quantize):
+        sessions.append(real_session(state, quantize))
+        return sessions[-1]
+
+    onnx_backend.session = recording
+    try:
+        onnx_floor = benchmark.run_worker("floor_onnx", "documents", args)
+    finally:
+        onnx_backend.session = real_session
+    torch_floor = benchmark.run_worker("floor", "documents", args)
+    assert len(sessions) == 1 and sessions[0].get_inputs()[0].name == "input_ids"
+    assert onnx_floor["n_entities_or_tags"] == torch_floor["n_entities_or_tags"] > 0
+    assert onnx_floor["words"] == torch_floor["words"] > 0
