@@ -226,19 +226,20 @@ def floor_pass(tok, model, words: List[List[str]], device, args, budget: int = 0
     size = tok.model_max_length - 2 if tok.model_max_length < 100_000 else 510
     chunks = [np.asarray(ids[i : i + size], dtype=np.int64) for ids in enc for i in range(0, max(len(ids), 1), size) if ids]
     n_tags = 0
+    budget = budget or args.wordpiece_budget
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
     on_cpu_bf16 = not args.gpu and dtype is torch.bfloat16
-    # Longformer pads every batch to a multiple of its attention window
-    # inside its forward pass; rows are counted against the budget at that
-    # padded width, as long_ner counts them, so the floor's batches fit it too.
     if not isinstance(model, torch.nn.Module):
-        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, budget or args.wordpiece_budget):
+        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, budget):
             logits = model(batch.input_ids, batch.attention_mask)
             n_tags += int((logits.argmax(-1) * batch.attention_mask).astype(bool).sum())
         return n_tags
+    # Longformer pads every batch to a multiple of its attention window
+    # inside its forward pass; rows are counted against the budget at that
+    # padded width, as long_ner counts them, so the floor's batches fit it too.
     pad_multiple = pad_multiple_of(model.config)
     with torch.inference_mode(), torch.autocast("cuda" if args.gpu else "cpu", dtype=dtype, enabled=bool(dtype and (args.gpu or on_cpu_bf16))):
-        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, args.wordpiece_budget, pad_multiple):
+        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, budget, pad_multiple):
             ids = torch.from_numpy(batch.input_ids).to(device)
             mask = torch.from_numpy(batch.attention_mask).to(device)
             logits = model(input_ids=ids, attention_mask=mask).logits

@@ -69,7 +69,6 @@ def test_a_stage_never_called_stops_the_profiler():
     profiler.check_stages(longest_doc=100, window=32)
 
 
-
 def load_benchmark():
     spec = importlib.util.spec_from_file_location("benchmark", BENCHMARKS / "benchmark.py")
     module = importlib.util.module_from_spec(spec)
@@ -77,7 +76,7 @@ def load_benchmark():
     return module
 
 
-def test_onnx_floor_runs_long_ners_session_and_tags_as_the_torch_floor(tiny_corpus):
+def test_onnx_floor_runs_long_ners_session_and_tags_as_the_torch_floor(tiny_corpus, monkeypatch):
     """floor_onnx is the floor loop through the InferenceSession long_ner_onnx
     runs: it tags every wordpiece as the eager floor does."""
     import argparse
@@ -94,11 +93,9 @@ def test_onnx_floor_runs_long_ners_session_and_tags_as_the_torch_floor(tiny_corp
         sessions.append(real_session(state, quantize))
         return sessions[-1]
 
-    onnx_backend.session = recording
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(onnx_backend, "session", recording)
         onnx_floor = benchmark.run_worker("floor_onnx", "documents", args)
-    finally:
-        onnx_backend.session = real_session
     torch_floor = benchmark.run_worker("floor", "documents", args)
     assert len(sessions) == 1 and sessions[0].get_inputs()[0].name == "input_ids"
     assert onnx_floor["n_entities_or_tags"] == torch_floor["n_entities_or_tags"] > 0
