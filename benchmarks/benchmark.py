@@ -52,6 +52,7 @@ import resource
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Dict, List
 
@@ -62,7 +63,8 @@ LONG_NER = {"long_ner": ("torch", "none"), "long_ner_int8": ("torch", "int8"),
 # The floor loop with ONNX Runtime's forward pass: (runtime, quantize) of the
 # long_ner system whose session it runs.
 ONNX_FLOORS = {"floor_onnx": ("onnx", "none"), "floor_onnx_int8": ("onnx", "int8")}
-RUNTIME_FLOOR = {"long_ner_onnx": "floor_onnx", "long_ner_onnx_int8": "floor_onnx_int8"}
+# Each long_ner system with a floor on its own runtime and quantization: that floor.
+RUNTIME_FLOOR = {system: floor for system, setting in LONG_NER.items() for floor, same in ONNX_FLOORS.items() if same == setting}
 INPUTS = ["sentences", "documents"]
 
 
@@ -225,25 +227,33 @@ def floor_pass(tok, model, words: List[List[str]], device, args, budget: int = 0
     cls, sep = tok.cls_token_id, tok.sep_token_id
     size = tok.model_max_length - 2 if tok.model_max_length < 100_000 else 510
     chunks = [np.asarray(ids[i : i + size], dtype=np.int64) for ids in enc for i in range(0, max(len(ids), 1), size) if ids]
-    n_tags = 0
     budget = budget or args.wordpiece_budget
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
-    on_cpu_bf16 = not args.gpu and dtype is torch.bfloat16
-    if not isinstance(model, torch.nn.Module):
-        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, budget):
-            logits = model(batch.input_ids, batch.attention_mask)
-            n_tags += int((logits.argmax(-1) * batch.attention_mask).astype(bool).sum())
-        return n_tags
-    # Longformer pads every batch to a multiple of its attention window
-    # inside its forward pass; rows are counted against the budget at that
-    # padded width, as long_ner counts them, so the floor's batches fit it too.
-    pad_multiple = pad_multiple_of(model.config)
-    with torch.inference_mode(), torch.autocast("cuda" if args.gpu else "cpu", dtype=dtype, enabled=bool(dtype and (args.gpu or on_cpu_bf16))):
-        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, budget, pad_multiple):
+    if isinstance(model, torch.nn.Module):
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
+        on_cpu_bf16 = not args.gpu and dtype is torch.bfloat16
+        # Longformer pads every batch to a multiple of its attention window
+        # inside its forward pass; rows are counted against the budget at that
+        # padded width, as long_ner counts them, so the floor's batches fit it too.
+        pad_multiple = pad_multiple_of(model.config)
+        context = [torch.inference_mode(), torch.autocast("cuda" if args.gpu else "cpu", dtype=dtype, enabled=bool(dtype and (args.gpu or on_cpu_bf16)))]
+
+        def count_tags(batch) -> int:
             ids = torch.from_numpy(batch.input_ids).to(device)
             mask = torch.from_numpy(batch.attention_mask).to(device)
             logits = model(input_ids=ids, attention_mask=mask).logits
-            n_tags += int((logits.argmax(-1) * mask).bool().sum())
+            return int((logits.argmax(-1) * mask).bool().sum())
+    else:
+        pad_multiple, context = 1, []
+
+        def count_tags(batch) -> int:
+            logits = model(batch.input_ids, batch.attention_mask)
+            return int((logits.argmax(-1) * batch.attention_mask).astype(bool).sum())
+    n_tags = 0
+    with ExitStack() as stack:
+        for manager in context:
+            stack.enter_context(manager)
+        for batch in make_batches(chunks, [cls], [sep], tok.pad_token_id, budget, pad_multiple):
+            n_tags += count_tags(batch)
     return n_tags
 
 
