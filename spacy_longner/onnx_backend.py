@@ -91,7 +91,7 @@ def graph_record(state: HFState) -> Dict[str, str]:
     checksums that tie it to the weights beside it."""
     graph = fp32_graph(state)
     return {"file": GRAPH_FILE, "graph_sha256": hashlib.sha256(graph).hexdigest(),
-            "weights_sha256": state.derive("weights_sha256", lambda: weights_sha256(state.hf_model)), "opset": OPSET}
+            "weights_sha256": _derive(state, "weights_sha256", lambda: weights_sha256(state.hf_model)), "opset": OPSET}
 
 
 def save_graph(state: HFState, folder: Path) -> Dict[str, str]:
