@@ -74,7 +74,7 @@ def sentence_starts_wp(doc: Doc, enc: DocEncoding) -> np.ndarray:
 
 
 # Tokens that end a sentence where a doc has no sentence boundaries.
-_SENTENCE_ENDS = np.array([hash_string(t) for t in (".", "!", "?")], dtype=np.uint64)
+SENTENCE_END_ORTHS = np.array([hash_string(t) for t in (".", "!", "?")], dtype=np.uint64)
 
 
 def sentence_cuts_wp(doc: Doc, enc: DocEncoding) -> np.ndarray:
@@ -87,7 +87,7 @@ def sentence_cuts_wp(doc: Doc, enc: DocEncoding) -> np.ndarray:
     from spacy.attrs import IS_SPACE, ORTH
 
     attrs = doc.to_array([ORTH, IS_SPACE])
-    ends = np.isin(attrs[:, 0], _SENTENCE_ENDS)
+    ends = np.isin(attrs[:, 0], SENTENCE_END_ORTHS)
     for i in np.flatnonzero(attrs[:, 1]).tolist():
         ends[i] = doc[i].text.count("\n") >= 2
     return np.unique(np.searchsorted(enc.wp_token, np.flatnonzero(ends) + 1))

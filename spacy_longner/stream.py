@@ -3,16 +3,16 @@ that plans the next buffer while the model runs on this one."""
 
 import queue
 import threading
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Sized, Tuple, TypeVar
 
-from spacy.tokens import Doc
+T = TypeVar("T", bound=Sized)
 
 
-def read_ahead(stream: Iterable[Doc], buffer_words: int, batch_size: int) -> Iterator[List[Doc]]:
-    """Consecutive lists of docs from `stream`: each closed once it holds
-    `buffer_words` tokens or `batch_size` docs, whichever comes first
-    (`batch_size` docs only, when buffer_words is 0)."""
-    buf: List[Doc] = []
+def read_ahead(stream: Iterable[T], buffer_words: int, batch_size: int) -> Iterator[List[T]]:
+    """Consecutive lists of docs (or pieces of docs) from `stream`: each
+    closed once it holds `buffer_words` tokens or `batch_size` docs,
+    whichever comes first (`batch_size` docs only, when buffer_words is 0)."""
+    buf: List[T] = []
     words = 0
     for doc in stream:
         buf.append(doc)
@@ -27,7 +27,7 @@ def read_ahead(stream: Iterable[Doc], buffer_words: int, batch_size: int) -> Ite
 _DONE = object()
 
 
-def prefetch(buffers: Iterable[List[Doc]], plan: Callable, depth: int = 1) -> Iterator[Tuple[List[Doc], Optional[object]]]:
+def prefetch(buffers: Iterable[List[T]], plan: Callable, depth: int = 1) -> Iterator[Tuple[List[T], Optional[object]]]:
     """(docs, planned) for each buffer, in order, where a background thread
     pulls the buffers and plans them (`plan(docs)`) up to `depth` buffers
     ahead of the consumer. Pulling a buffer runs everything upstream of

@@ -118,26 +118,44 @@ def write_buffer(
     rows = None
     if output == "ents" and existing == "overwrite":
         rows = ent_rows(doc_offsets, ents.doc, ents.start, ents.end, label_hashes)
-    starts_l, ends_l, hashes_l, scores_l = ents.start.tolist(), ents.end.tolist(), label_hashes.tolist(), ents.score.tolist()
     # Python ints for the per-doc slicing (numpy scalars index slowly).
     bounds_l, offsets_l = bounds.tolist(), doc_offsets.tolist()
     for i, doc in enumerate(docs):
         a, b = bounds_l[i], bounds_l[i + 1]
-        keep = None
+        chosen: "slice | np.ndarray" = slice(a, b)
         if rows is not None:
             if offsets_l[i + 1] > offsets_l[i]:
                 doc.from_array(ENT_ATTRS, rows[offsets_l[i] : offsets_l[i + 1]])
         elif output == "ents":
             written = write_ents(doc, ents.start[a:b], ents.end[a:b], label_hashes[a:b], existing)
-            keep = None if written.all() else written
+            if not written.all():
+                chosen = a + np.flatnonzero(written)
         # The span group holds the entities written (all of them, but with
         # "keep"/"fill" only those that did not clash).
-        chosen = range(a, b) if keep is None else (a + np.flatnonzero(keep)).tolist()
-        spans = [Span(doc, starts_l[j], ends_l[j], label=hashes_l[j]) for j in chosen]
-        scores = scores_l[a:b] if keep is None else [scores_l[j] for j in chosen]
-        doc.spans[spans_key] = SpanGroup(doc, name=spans_key, attrs={"scores": scores}, spans=spans)
+        doc.spans[spans_key] = span_group(doc, spans_key, ents.start[chosen], ents.end[chosen], label_hashes[chosen],
+                                          ents.score[chosen])
         if preds.token_probs is not None:
             doc._.set(TOKEN_PROBS_ATTR, preds.token_probs[i])
             doc._.set(TOKEN_LABELS_ATTR, model_labels)
         if preds.trf_data is not None:
             doc._.trf_data = preds.trf_data[i]
+
+
+# Spans made at a time for a span group: a book-length doc's entities are not
+# all Python objects at once. Large, as each SpanGroup.extend reserves room
+# for exactly what it adds, copying the group.
+SPAN_CHUNK = 65536
+
+
+def span_group(doc: Doc, key: str, starts: np.ndarray, ends: np.ndarray, label_hashes: np.ndarray,
+               scores: np.ndarray) -> SpanGroup:
+    """The span group `key` of a doc's entities, their confidences in
+    `attrs["scores"]`."""
+    def spans(c: int) -> List[Span]:
+        chunk = slice(c, c + SPAN_CHUNK)
+        return [Span(doc, s, e, label=h) for s, e, h in zip(starts[chunk].tolist(), ends[chunk].tolist(), label_hashes[chunk].tolist())]
+
+    group = SpanGroup(doc, name=key, attrs={"scores": scores.tolist()}, spans=spans(0))
+    for c in range(SPAN_CHUNK, len(starts), SPAN_CHUNK):
+        group.extend(spans(c))
+    return group
