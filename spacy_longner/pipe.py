@@ -25,9 +25,12 @@ from .decode import TagSet, parse_tagset, split_label
 from .device import resolve_device
 from .errors import Errors, Warnings
 from .heap import HeapTrimmer
+from .length import install_length_rule
 from .listeners import ListenedToMixin, require_spacy_transformers
 from .model import inference_budget, inference_overhead
 from .pipeline_folder import folder_from_bytes, folder_to_bytes, load_component, save_component
+from . import pieces
+from .pieces import PieceJoiner, annotate_docs, annotate_pieces, split_long_docs
 from .prediction import BufferPrediction, predict_entities
 from .scoring import follow_output_in_score_weights, score_long_ner
 from .settings import built_from_config, component_settings
@@ -100,9 +103,11 @@ def make_long_ner(
     prefetch: Literal["auto", "on", "off"],
     scorer: Optional[Callable],
 ) -> "LongNER":
-    if model.attrs["name"] and not built_from_config():
+    from_config = built_from_config()
+    if model.attrs["name"] and not from_config:
         # A missing local folder is known now, not only at the first doc.
         resolve_source(model.attrs["name"], name)
+    install_length_rule(nlp, from_config=from_config)
     return LongNER(
         nlp.vocab,
         model,
@@ -240,6 +245,16 @@ class LongNER(ListenedToMixin, TrainablePipe):
 
     # ------------------------------------------------------------ predict
 
+    def __call__(self, doc: Doc) -> Doc:
+        """Annotate one doc; a doc longer than a buffer is read in pieces, as
+        in `pipe`."""
+        size = self._piece_words()
+        if not size or len(doc) <= size:
+            return super().__call__(doc)
+        for done in self.pipe([doc], batch_size=1):
+            return done
+        return None  # type: ignore[return-value]  # the error handler took it, as in TrainablePipe.__call__
+
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Annotate a stream of docs, in order. Docs are read ahead until the
         buffer holds `buffer_words` tokens or `batch_size` docs, whichever
@@ -247,40 +262,41 @@ class LongNER(ListenedToMixin, TrainablePipe):
         sorted by length together and batched with little padding. The cap
         at `batch_size` docs keeps nlp.pipe's memory bound and yields docs at
         the pace they are computed. With `buffer_words = 0`, buffers are
-        `batch_size` docs. With prefetch on, a thread reads and plans the
-        next buffer while the model runs on this one (stream.py); the
-        results are the same, in the same order.
+        `batch_size` docs. A doc longer than a buffer is read in pieces
+        (pieces.py). With prefetch on, a thread reads and plans the next
+        buffer while the model runs on this one (stream.py); the results are
+        the same, in the same order.
 
         If predicting a buffer fails, its docs are retried one by one, so
         that only the docs that fail on their own reach spaCy's error handler
         (which raises by default; an error handler that ignores errors drops
         those docs only, not the whole buffer)."""
         error_handler = self.get_error_handler()
-        buffers = read_ahead(stream, self.cfg["buffer_words"], batch_size)
+        buffers = read_ahead(split_long_docs(stream, self._piece_words()), self.cfg["buffer_words"], batch_size)
         if self._prefetching():
             model = self.model
             self.state  # load the checkpoint here, not in the thread
             overhead, budget = inference_overhead(model), inference_budget(model)
-            planned_buffers = prefetch(buffers, lambda docs: plan_buffer(model, docs, overhead=overhead, budget=budget))
+            planned_buffers = prefetch(buffers, lambda ps: plan_buffer(model, [p.part for p in ps], overhead=overhead, budget=budget))
         else:
-            planned_buffers = ((docs, None) for docs in buffers)
-        for docs, planned in planned_buffers:
-            try:
-                preds = self.predict(docs, planned=planned)
-            except Exception as e:
-                if len(docs) == 1:
-                    error_handler(self.name, self, docs, e)
-                    continue
-                docs = self._annotate_each(docs, error_handler)
+            planned_buffers = ((ps, None) for ps in buffers)
+        joiner = PieceJoiner()
+        for buffer, planned in planned_buffers:
+            if all(p.whole for p in buffer):
+                yield from annotate_docs(self, [p.doc for p in buffer], planned, error_handler)
             else:
-                try:
-                    self.set_annotations(docs, preds)
-                except Exception as e:
-                    error_handler(self.name, self, docs, e)
-                    continue
+                yield from annotate_pieces(self, buffer, planned, error_handler, joiner)
             if self.cfg["trim_heap"]:
                 self._trim_heap()
-            yield from docs
+
+    def _piece_words(self) -> int:
+        """Docs longer than this many tokens are read in pieces: a buffer's
+        worth (`buffer_words`), at least pieces.MIN_PIECE_WORDS, so that a
+        small buffer does not cut documents into small pieces; 0 (never)
+        where listeners need the whole doc's encoder output."""
+        if self.cfg["store_trf_data"]:
+            return 0
+        return max(self.cfg["buffer_words"], pieces.MIN_PIECE_WORDS)
 
     def _prefetching(self) -> bool:
         """prefetch "auto": on where the model runs on a CUDA device (the CPU
@@ -290,16 +306,6 @@ class LongNER(ListenedToMixin, TrainablePipe):
         if setting != "auto":
             return setting == "on"
         return resolve_device(self.model.attrs["device"]).type == "cuda"
-
-    def _annotate_each(self, docs: List[Doc], error_handler: Callable) -> List[Doc]:
-        kept = []
-        for doc in docs:
-            try:
-                self.set_annotations([doc], self.predict([doc]))
-                kept.append(doc)
-            except Exception as e:
-                error_handler(self.name, self, [doc], e)
-        return kept
 
     def predict(self, docs: Iterable[Doc], *, planned=None) -> BufferPrediction:
         """Entities for a list of docs, computed for all of them at once
