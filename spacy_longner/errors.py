@@ -231,3 +231,35 @@ class Errors(metaclass=_ErrorsWithCodes):
         "[components.{component}.model] runtime = {value!r} is not a "
         "runtime. Use \"torch\" or \"onnx\"."
     )
+    E035 = (
+        "[nlp.after_pipeline_creation] max_length = {value!r} of "
+        "spacy-longner.length_rule.v1 is not a limit. Give a positive number "
+        "of characters, or leave it unset (null) for the rule: no limit "
+        "unless a spaCy parser or NER is in the pipeline."
+    )
+    E036 = (
+        "The text has {length} characters, over this pipeline's "
+        "nlp.max_length of {max_length}, {why}."
+    )
+    E037 = (
+        "The pipeline failed on this record (component {component}: "
+        "{reason}); it was left out and the other records annotated. Run the "
+        "pipeline on this text alone to see the whole error."
+    )
+    E038 = (
+        "The record is not UTF-8 text ({reason}). Save the input as UTF-8."
+    )
+    E039 = (
+        "Line {line} is not a JSON object with a string field '{text_key}' "
+        "({problem}). Fix the line, or name the text's field with --text-key."
+    )
+    E040 = (
+        "Pipeline '{name}' not found: it is neither a folder with a "
+        "config.cfg nor an installed package. Give the folder that "
+        "nlp.to_disk() wrote, or the package name that `spacy package` "
+        "built."
+    )
+    E041 = (
+        "Input '{path}' not found. Give a JSONL file, a text file (one "
+        "document a line) or a folder of .txt files."
+    )

@@ -3,7 +3,9 @@
 output, and each entity's confidence as plain data."""
 
 import dataclasses
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
 
 from spacy.language import Language
 from spacy.scorer import Scorer, get_ner_prf
@@ -73,8 +75,56 @@ def entity_scores(doc: Doc, spans_key: str = "long_ner") -> List[Optional[float]
 def entity_dicts(doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[str, str] = ("start_char", "end_char")) -> List[Dict[str, object]]:
     """The entities of `doc.ents` as dicts: text, label, character offsets
     (end exclusive) under `offset_keys`, and confidence."""
-    start, end = offset_keys
-    return [
-        {"text": e.text, "label": e.label_, start: e.start_char, end: e.end_char, "score": score}
-        for e, score in zip(doc.ents, entity_scores(doc, spans_key))
-    ]
+    return list(iter_entity_dicts(doc, spans_key, offset_keys))
+
+
+# Entities turned into dicts at a time.
+DICT_CHUNK = 4096
+
+
+def iter_entity_dicts(doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[str, str] = ("start_char", "end_char")) -> Iterator[Dict[str, object]]:
+    """`entity_dicts`, one entity at a time, read from the doc's arrays: a
+    book's entities are never all Span objects or dicts at once (doc.ents
+    makes a Span of each)."""
+    from spacy.attrs import ENT_IOB, ENT_TYPE, IDX, LENGTH
+
+    if not len(doc):
+        return
+    arr = doc.to_array([ENT_IOB, ENT_TYPE, IDX, LENGTH])
+    iob, types, idx, length = arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2].astype(np.int64), arr[:, 3].astype(np.int64)
+    # As doc.ents reads them: an entity starts at a B with a type and runs
+    # over the I tokens after it.
+    starts = np.flatnonzero((iob == 3) & (types != 0))
+    not_inside = np.append(np.flatnonzero(iob != 1), len(doc))
+    ends = not_inside[np.searchsorted(not_inside, starts, side="right")]
+    scores = _group_scores(doc, spans_key, starts, ends, types[starts])
+    text = doc.text
+    labels: Dict[int, str] = {}
+    start_key, end_key = offset_keys
+    for c in range(0, len(starts), DICT_CHUNK):
+        s, e = starts[c : c + DICT_CHUNK], ends[c : c + DICT_CHUNK]
+        chars = zip(idx[s].tolist(), (idx[e - 1] + length[e - 1]).tolist(), types[s].tolist(), scores[c : c + DICT_CHUNK])
+        for a, b, label, score in chars:
+            if label not in labels:
+                labels[label] = doc.vocab.strings[label]
+            yield {"text": text[a:b], "label": labels[label], start_key: a, end_key: b, "score": score}
+
+
+def _group_scores(doc: Doc, spans_key: str, starts: np.ndarray, ends: np.ndarray, types: np.ndarray) -> List[Optional[float]]:
+    """The confidence of each entity (token offsets, label hashes) from the
+    span group `spans_key`; None for an entity the group does not hold (one
+    kept from an EntityRuler, say)."""
+    group = doc.spans.get(spans_key)
+    found: List[Optional[float]] = [None] * len(starts)
+    group_scores = group.attrs.get("scores", []) if group is not None else []
+    if group is None or not len(group) or len(group_scores) != len(group):
+        return found
+    g = np.fromiter((v for sp in group for v in (sp.start, sp.end, sp.label)), dtype=np.uint64, count=3 * len(group)).reshape(-1, 3)
+    order = np.argsort(g[:, 0], kind="stable")
+    g_start = g[order, 0].astype(np.int64)
+    at = np.clip(np.searchsorted(g_start, starts), 0, len(g_start) - 1)
+    hit = order[at]
+    match = (g_start[at] == starts) & (g[hit, 1].astype(np.int64) == ends) & (g[hit, 2] == types)
+    for i in np.flatnonzero(match).tolist():
+        found[i] = group_scores[int(hit[i])]
+    return found

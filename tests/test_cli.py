@@ -87,3 +87,14 @@ def test_evaluate_writes_the_seed_reports(checkpoints, tmp_path, synthetic_conll
                    "--setting", "decoding=viterbi", "--model-setting", "window=8")
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((tmp_path / "reports2" / "dev.json").read_text())["conlleval"] != result["conlleval"]
+
+
+def test_annotate_with_a_mistyped_pipeline_or_input_prints_one_coded_line(tmp_path):
+    (tmp_path / "in.txt").write_text("Tokyo .\n", encoding="utf8")
+    done = run_cli("annotate", str(tmp_path / "my_pipelin"), str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "[long_ner E040] Pipeline" in " ".join(done.stdout.split())
+    done = run_cli("annotate", str(tmp_path), str(tmp_path / "missing.txt"), str(tmp_path / "out.jsonl"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+    assert "[long_ner E041] Input" in " ".join(done.stdout.split())

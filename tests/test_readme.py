@@ -1,7 +1,7 @@
 """The README's Python blocks run as a user pastes them, in order, in one
 folder, offline: the quickstart's printed output is the one the README shows,
-`"path/to/checkpoint"` is a tiny random checkpoint, and `letters/` holds a few
-long documents. Loading and predicting print nothing on stderr (no progress
+`"path/to/checkpoint"` is a tiny random checkpoint, `letters/` holds a few
+long documents and `war_and_peace.txt` a text of over a million characters. Loading and predicting print nothing on stderr (no progress
 bars, no load reports)."""
 
 import re
@@ -44,6 +44,9 @@ def test_every_python_block_of_the_readme_runs(checkpoints, tmp_path):
     sents = [" ".join(w for w, _ in s) for s in synthetic_conll_sentences(600, seed=5)]
     for i in range(3):
         (letters / f"{i}.txt").write_text("\n\n".join(sents[i * 200 : (i + 1) * 200]), encoding="utf8")
+    # A text over spaCy's 1,000,000-character limit.
+    book = "\n\n".join(sents)
+    (tmp_path / "war_and_peace.txt").write_text((book + "\n\n") * (1_100_000 // len(book) + 1), encoding="utf8")
     checkpoint = str(checkpoints("bert"))
     for n, (code, expected) in enumerate(readme_blocks()):
         code = code.replace('"path/to/checkpoint"', repr(checkpoint))
