@@ -125,13 +125,20 @@ class PieceJoiner:
     error: Optional[Exception] = None
 
     def add(self, piece: Piece, preds: BufferPrediction, i: int) -> None:
-        self.parts.append(take_doc(preds, i, shift=piece.start))
+        part = take_doc(preds, i, shift=piece.start)
+        if not piece.whole:
+            # Kept until the doc's last piece: 16 bytes an entity, not 40.
+            e = part.entities
+            part.entities = EntityArrays(e.doc[:0], e.start.astype(np.int32), e.end.astype(np.int32),
+                                         e.type_id.astype(np.int32), e.score.astype(np.float32))
+        self.parts.append(part)
 
     def prediction(self, n_tokens: int) -> BufferPrediction:
         """The whole doc's prediction."""
         parts = self.parts
-        ents = EntityArrays(*(np.concatenate([getattr(p.entities, k) for p in parts])
-                              for k in ("doc", "start", "end", "type_id", "score")))
+        n = sum(len(p.entities.start) for p in parts)
+        ents = EntityArrays(np.zeros(n, dtype=parts[0].entities.doc.dtype),
+                            *(np.concatenate([getattr(p.entities, k) for p in parts]) for k in ("start", "end", "type_id", "score")))
         probs = [np.concatenate([p.token_probs[0] for p in parts])] if parts[0].token_probs is not None else None
         return BufferPrediction(1, ents, parts[0].labels, np.array([0, n_tokens], dtype=np.int64), probs)
 

@@ -86,28 +86,30 @@ def iter_entity_dicts(doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[
     """`entity_dicts`, one entity at a time, read from the doc's arrays: a
     book's entities are never all Span objects or dicts at once (doc.ents
     makes a Span of each)."""
-    from spacy.attrs import ENT_IOB, ENT_TYPE, IDX, LENGTH
+    from spacy.attrs import ENT_IOB, ENT_TYPE
 
     if not len(doc):
         return
-    arr = doc.to_array([ENT_IOB, ENT_TYPE, IDX, LENGTH])
-    iob, types, idx, length = arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2].astype(np.int64), arr[:, 3].astype(np.int64)
+    arr = doc.to_array([ENT_IOB, ENT_TYPE])
+    iob, types = arr[:, 0], arr[:, 1]
     # As doc.ents reads them: an entity starts at a B with a type and runs
     # over the I tokens after it.
     starts = np.flatnonzero((iob == 3) & (types != 0))
     not_inside = np.append(np.flatnonzero(iob != 1), len(doc))
     ends = not_inside[np.searchsorted(not_inside, starts, side="right")]
-    scores = _group_scores(doc, spans_key, starts, ends, types[starts])
-    text = doc.text
-    labels: Dict[int, str] = {}
+    labels = types[starts]
+    del arr, iob, types, not_inside
+    scores = _group_scores(doc, spans_key, starts, ends, labels)
+    names: Dict[int, str] = {}
     start_key, end_key = offset_keys
     for c in range(0, len(starts), DICT_CHUNK):
-        s, e = starts[c : c + DICT_CHUNK], ends[c : c + DICT_CHUNK]
-        chars = zip(idx[s].tolist(), (idx[e - 1] + length[e - 1]).tolist(), types[s].tolist(), scores[c : c + DICT_CHUNK])
-        for a, b, label, score in chars:
-            if label not in labels:
-                labels[label] = doc.vocab.strings[label]
-            yield {"text": text[a:b], "label": labels[label], start_key: a, end_key: b, "score": score}
+        chunk = zip(starts[c : c + DICT_CHUNK].tolist(), ends[c : c + DICT_CHUNK].tolist(), labels[c : c + DICT_CHUNK].tolist(),
+                    scores[c : c + DICT_CHUNK])
+        for s, e, label, score in chunk:
+            if label not in names:
+                names[label] = doc.vocab.strings[label]
+            span = doc[s:e]
+            yield {"text": span.text, "label": names[label], start_key: span.start_char, end_key: span.end_char, "score": score}
 
 
 def _group_scores(doc: Doc, spans_key: str, starts: np.ndarray, ends: np.ndarray, types: np.ndarray) -> List[Optional[float]]:
