@@ -58,13 +58,19 @@ from typing import Dict, List
 
 SYSTEMS = ["long_ner", "floor", "hf_pipeline", "hf_token_pipe"]
 # long_ner systems: (runtime, quantize).
-LONG_NER = {"long_ner": ("torch", "none"), "long_ner_int8": ("torch", "int8"),
-            "long_ner_onnx": ("onnx", "none"), "long_ner_onnx_int8": ("onnx", "int8")}
+LONG_NER = {
+    "long_ner": ("torch", "none"),
+    "long_ner_int8": ("torch", "int8"),
+    "long_ner_onnx": ("onnx", "none"),
+    "long_ner_onnx_int8": ("onnx", "int8"),
+}
 # The floor loop with ONNX Runtime's forward pass: (runtime, quantize) of the
 # long_ner system whose session it runs.
 ONNX_FLOORS = {"floor_onnx": ("onnx", "none"), "floor_onnx_int8": ("onnx", "int8")}
 # Each long_ner system with a floor on its own runtime and quantization: that floor.
-RUNTIME_FLOOR = {system: floor for system, setting in LONG_NER.items() for floor, same in ONNX_FLOORS.items() if same == setting}
+RUNTIME_FLOOR = {
+    system: floor for system, setting in LONG_NER.items() for floor, same in ONNX_FLOORS.items() if same == setting
+}
 INPUTS = ["sentences", "documents"]
 
 
@@ -95,12 +101,21 @@ def load_long_ner(pipeline: str, args, system: str = "long_ner"):
     if args.gpu:
         spacy.require_gpu()
     runtime, quantize = LONG_NER.get(system) or ONNX_FLOORS[system]
-    model = {"context": "document", "precision": args.precision, "wordpiece_budget": args.wordpiece_budget,
-             "window": args.window or None, "stride": None if args.stride < 0 else args.stride,
-             "runtime": runtime, "quantize": quantize}
+    model = {
+        "context": "document",
+        "precision": args.precision,
+        "wordpiece_budget": args.wordpiece_budget,
+        "window": args.window or None,
+        "stride": None if args.stride < 0 else args.stride,
+        "runtime": runtime,
+        "quantize": quantize,
+    }
     names = spacy.util.load_config(Path(pipeline) / "config.cfg")["nlp"]["pipeline"]
-    return spacy.load(pipeline, exclude=[n for n in names if n != "long_ner"],
-                      config={"components": {"long_ner": {"model": model, "prefetch": args.prefetch}}})
+    return spacy.load(
+        pipeline,
+        exclude=[n for n in names if n != "long_ner"],
+        config={"components": {"long_ner": {"model": model, "prefetch": args.prefetch}}},
+    )
 
 
 def dtype_kwargs(args) -> Dict[str, str]:
@@ -141,8 +156,9 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
         from transformers import pipeline
 
         kwargs = dtype_kwargs(args)
-        pipe = pipeline("token-classification", model=checkpoint, aggregation_strategy="first", device=device,
-                        stride=64, **kwargs)
+        pipe = pipeline(
+            "token-classification", model=checkpoint, aggregation_strategy="first", device=device, stride=64, **kwargs
+        )
         pipe(warm)
 
         def run_once():
@@ -155,7 +171,10 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
             spacy.require_gpu()  # hf_token_pipe takes thinc's current torch device
         nlp = spacy.blank("en")
         kwargs = dtype_kwargs(args)
-        nlp.add_pipe("hf_token_pipe", config={"model": checkpoint, "aggregation_strategy": "first", "stride": 64, "kwargs": kwargs})
+        nlp.add_pipe(
+            "hf_token_pipe",
+            config={"model": checkpoint, "aggregation_strategy": "first", "stride": 64, "kwargs": kwargs},
+        )
         list(nlp.pipe(warm))
 
         def run_once():
@@ -204,8 +223,16 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
         later.append(n_words / (time.perf_counter() - start))
     import transformers
 
-    out = {"transformers": transformers.__version__, "python": sys.executable, "words": n_words, "docs": len(texts), "seconds": seconds, "words_per_second": n_words / seconds,
-           "peak_rss_mb": peak_rss_mb(), "n_entities_or_tags": n_ents}
+    out = {
+        "transformers": transformers.__version__,
+        "python": sys.executable,
+        "words": n_words,
+        "docs": len(texts),
+        "seconds": seconds,
+        "words_per_second": n_words / seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "n_entities_or_tags": n_ents,
+    }
     if later:
         out["later_passes_words_per_second"] = later
     return out
@@ -226,7 +253,9 @@ def floor_pass(tok, model, words: List[List[str]], device, args, budget: int = 0
     enc = tok(words, is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"]
     cls, sep = tok.cls_token_id, tok.sep_token_id
     size = tok.model_max_length - 2 if tok.model_max_length < 100_000 else 510
-    chunks = [np.asarray(ids[i : i + size], dtype=np.int64) for ids in enc for i in range(0, max(len(ids), 1), size) if ids]
+    chunks = [
+        np.asarray(ids[i : i + size], dtype=np.int64) for ids in enc for i in range(0, max(len(ids), 1), size) if ids
+    ]
     budget = budget or args.wordpiece_budget
     if isinstance(model, torch.nn.Module):
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)
@@ -235,7 +264,12 @@ def floor_pass(tok, model, words: List[List[str]], device, args, budget: int = 0
         # inside its forward pass; rows are counted against the budget at that
         # padded width, as long_ner counts them, so the floor's batches fit it too.
         pad_multiple = pad_multiple_of(model.config)
-        context = [torch.inference_mode(), torch.autocast("cuda" if args.gpu else "cpu", dtype=dtype, enabled=bool(dtype and (args.gpu or on_cpu_bf16)))]
+        context = [
+            torch.inference_mode(),
+            torch.autocast(
+                "cuda" if args.gpu else "cpu", dtype=dtype, enabled=bool(dtype and (args.gpu or on_cpu_bf16))
+            ),
+        ]
 
         def count_tags(batch) -> int:
             ids = torch.from_numpy(batch.input_ids).to(device)
@@ -248,6 +282,7 @@ def floor_pass(tok, model, words: List[List[str]], device, args, budget: int = 0
         def count_tags(batch) -> int:
             logits = model(batch.input_ids, batch.attention_mask)
             return int((logits.argmax(-1) * batch.attention_mask).astype(bool).sum())
+
     n_tags = 0
     with ExitStack() as stack:
         for manager in context:
@@ -288,8 +323,13 @@ def run_memory(args) -> Dict[str, float]:
             samples.append((i, current_rss_mb()))
     samples.append((args.memory_docs, current_rss_mb()))
     warm = next(rss for i, rss in samples if i >= min(5000, args.memory_docs // 10))
-    return {"docs": args.memory_docs, "rss_after_warmup_mb": warm, "rss_end_mb": samples[-1][1],
-            "growth_mb": samples[-1][1] - warm, "samples": samples}
+    return {
+        "docs": args.memory_docs,
+        "rss_after_warmup_mb": warm,
+        "rss_end_mb": samples[-1][1],
+        "growth_mb": samples[-1][1] - warm,
+        "samples": samples,
+    }
 
 
 def plot(results: Dict, path: Path) -> None:
@@ -299,7 +339,11 @@ def plot(results: Dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    systems = [s for s in list(LONG_NER) + SYSTEMS[1:] + list(ONNX_FLOORS) if any(s in results["runs"].get(k, {}) for k in INPUTS)]
+    systems = [
+        s
+        for s in list(LONG_NER) + SYSTEMS[1:] + list(ONNX_FLOORS)
+        if any(s in results["runs"].get(k, {}) for k in INPUTS)
+    ]
     fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(systems)), 4))
     width = 0.38
     for j, kind in enumerate(INPUTS):
@@ -320,31 +364,88 @@ def main() -> None:
     parser.add_argument("pipeline")
     parser.add_argument("corpus", type=Path)
     parser.add_argument("output", type=Path)
-    parser.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS + list(LONG_NER)[1:] + list(ONNX_FLOORS))
+    parser.add_argument(
+        "--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS + list(LONG_NER)[1:] + list(ONNX_FLOORS)
+    )
     parser.add_argument("--inputs", nargs="+", default=INPUTS)
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    parser.add_argument("--batch-size", type=int, default=1000, help="nlp.pipe batch_size (spaCy's default); long_ner reads ahead at most this many docs")
-    parser.add_argument("--wordpiece-budget", type=int, default=8192, help="padded wordpieces per forward batch (long_ner and floor)")
-    parser.add_argument("--window", type=int, default=0, help="long_ner window (0: the model's maximum, as the floor's chunks)")
-    parser.add_argument("--stride", type=int, default=-1, help="long_ner stride (-1: its default, window // 8; 0: no overlap, the floor's chunks)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        help="nlp.pipe batch_size (spaCy's default); long_ner reads ahead at most this many docs",
+    )
+    parser.add_argument(
+        "--wordpiece-budget", type=int, default=8192, help="padded wordpieces per forward batch (long_ner and floor)"
+    )
+    parser.add_argument(
+        "--window", type=int, default=0, help="long_ner window (0: the model's maximum, as the floor's chunks)"
+    )
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=-1,
+        help="long_ner stride (-1: its default, window // 8; 0: no overlap, the floor's chunks)",
+    )
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--prefetch", default="auto", choices=["auto", "on", "off"], help="long_ner's prefetch setting")
-    parser.add_argument("--repeat", type=int, default=1, help="timed passes per system and input, each in a fresh process; the best is reported, all are kept")
-    parser.add_argument("--passes", type=int, default=1, help="passes over the input in each worker process: the first is the result (cold: spaCy's tokenizer, its vocab and long_ner's wordpiece cache fill up as they go); later ones are kept as `later_passes_words_per_second` and give the warm ratios")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="timed passes per system and input, each in a fresh process; the best is reported, all are kept",
+    )
+    parser.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        help="passes over the input in each worker process: the first is the result (cold: spaCy's tokenizer, its vocab and long_ner's wordpiece cache fill up as they go); later ones are kept as `later_passes_words_per_second` and give the warm ratios",
+    )
     parser.add_argument("--memory-docs", type=int, default=50_000)
     parser.add_argument("--skip-extra", action="store_true", help="no scaling/memory runs")
-    parser.add_argument("--peer-python", default=None, help="Python of the environment that runs hf_token_pipe (it needs transformers < 5)")
+    parser.add_argument(
+        "--peer-python",
+        default=None,
+        help="Python of the environment that runs hf_token_pipe (it needs transformers < 5)",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("SYSTEM", "INPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         system, kind = args.worker
-        result = run_scaling(args) if system == "scaling" else run_memory(args) if system == "memory" else run_worker(system, kind, args)
+        result = (
+            run_scaling(args)
+            if system == "scaling"
+            else run_memory(args)
+            if system == "memory"
+            else run_worker(system, kind, args)
+        )
         print("RESULT " + json.dumps(result))
         return
-    base = [__file__, args.pipeline, str(args.corpus), str(args.output), "--precision", args.precision,
-            "--batch-size", str(args.batch_size), "--prefetch", args.prefetch, "--wordpiece-budget", str(args.wordpiece_budget), "--window", str(args.window), "--stride", str(args.stride), "--limit", str(args.limit),
-            "--passes", str(args.passes), "--memory-docs", str(args.memory_docs)] + (["--gpu"] if args.gpu else [])
+    base = [
+        __file__,
+        args.pipeline,
+        str(args.corpus),
+        str(args.output),
+        "--precision",
+        args.precision,
+        "--batch-size",
+        str(args.batch_size),
+        "--prefetch",
+        args.prefetch,
+        "--wordpiece-budget",
+        str(args.wordpiece_budget),
+        "--window",
+        str(args.window),
+        "--stride",
+        str(args.stride),
+        "--limit",
+        str(args.limit),
+        "--passes",
+        str(args.passes),
+        "--memory-docs",
+        str(args.memory_docs),
+    ] + (["--gpu"] if args.gpu else [])
 
     def worker(system: str, kind: str) -> Dict:
         python = args.peer_python if system == "hf_token_pipe" and args.peer_python else sys.executable
@@ -352,7 +453,7 @@ def main() -> None:
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if out.returncode != 0 or line is None:
             return {"error": out.stderr[-1500:]}
-        return json.loads(line[len("RESULT "):])
+        return json.loads(line[len("RESULT ") :])
 
     import platform
 
@@ -360,10 +461,21 @@ def main() -> None:
 
     from machine import cpu_model
 
-    device = torch.cuda.get_device_name(0) if args.gpu else f"CPU {cpu_model()} ({os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads)"
-    results: Dict = {"device": device, "platform": platform.platform(), "pipeline": args.pipeline, "precision": args.precision,
-                     "long_ner_stride": "default (window // 8)" if args.stride < 0 else args.stride, "prefetch": args.prefetch,
-                     "passes": args.passes, "runs": {}}
+    device = (
+        torch.cuda.get_device_name(0)
+        if args.gpu
+        else f"CPU {cpu_model()} ({os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    )
+    results: Dict = {
+        "device": device,
+        "platform": platform.platform(),
+        "pipeline": args.pipeline,
+        "precision": args.precision,
+        "long_ner_stride": "default (window // 8)" if args.stride < 0 else args.stride,
+        "prefetch": args.prefetch,
+        "passes": args.passes,
+        "runs": {},
+    }
     for kind in args.inputs:
         results["runs"][kind] = {}
         for system in args.systems:
@@ -373,9 +485,19 @@ def main() -> None:
             if len(tries) > 1:
                 r = dict(r, all_words_per_second=[t.get("words_per_second") for t in tries])
                 if args.passes > 1 and good:
-                    r["later_passes_words_per_second"] = [w for t in good for w in t.get("later_passes_words_per_second", [])]
+                    r["later_passes_words_per_second"] = [
+                        w for t in good for w in t.get("later_passes_words_per_second", [])
+                    ]
             results["runs"][kind][system] = r
-            print(f"{kind:>10} {system:>14}: " + (f"{r['words_per_second']:8.0f} words/s, peak RSS {r['peak_rss_mb']:.0f} MB" if "error" not in r else "ERROR " + r["error"][-300:]), flush=True)
+            print(
+                f"{kind:>10} {system:>14}: "
+                + (
+                    f"{r['words_per_second']:8.0f} words/s, peak RSS {r['peak_rss_mb']:.0f} MB"
+                    if "error" not in r
+                    else "ERROR " + r["error"][-300:]
+                ),
+                flush=True,
+            )
         floor = results["runs"][kind].get("floor", {}).get("words_per_second")
         ours = results["runs"][kind].get("long_ner", {}).get("words_per_second")
         ratios = {}
@@ -391,7 +513,11 @@ def main() -> None:
             if ours and "words_per_second" in r and system != "long_ner" and system not in LONG_NER:
                 ratios[f"long_ner_vs_{system}"] = ours / r["words_per_second"]
         if args.passes > 1:
-            warm = {system: max(r["later_passes_words_per_second"]) for system, r in results["runs"][kind].items() if "later_passes_words_per_second" in r}
+            warm = {
+                system: max(r["later_passes_words_per_second"])
+                for system, r in results["runs"][kind].items()
+                if "later_passes_words_per_second" in r
+            }
             for system, wps in warm.items():
                 if system != "long_ner" and "long_ner" in warm:
                     ratios[f"long_ner_vs_{system}_later_passes"] = warm["long_ner"] / wps

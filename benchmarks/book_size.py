@@ -101,16 +101,27 @@ def measure(system: str, pipeline: str, conll: Path, n_chars: int) -> Dict[str, 
     seconds = time.perf_counter() - start
     if system == "annotate":
         words = len(nlp.make_doc(text))
-    return {"system": system, "chars": n_chars, "words": words, "entities": n_ents, "seconds": seconds,
-            "words_per_second": words / seconds, "rss_loaded_mb": loaded_mb, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "system": system,
+        "chars": n_chars,
+        "words": words,
+        "entities": n_ents,
+        "seconds": seconds,
+        "words_per_second": words / seconds,
+        "rss_loaded_mb": loaded_mb,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run(system: str, pipeline: str, conll: Path, n_chars: int) -> Dict[str, object]:
-    out = subprocess.run([sys.executable, __file__, "--worker", system, pipeline, str(conll), str(n_chars)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", system, pipeline, str(conll), str(n_chars)],
+        capture_output=True,
+        text=True,
+    )
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     raise RuntimeError(f"{system} {pipeline} {n_chars}: no result\n{out.stderr[-3000:]}")
 
 
@@ -134,7 +145,10 @@ def main() -> None:
     for n in args.sizes:
         r = run("doc", "", args.conll, n)
         results["baseline"][str(n)] = r  # type: ignore[index]
-        print(f"{'doc':>8} {'baseline':>10} {n:>11,} chars: peak {r['peak_rss_mb']:7.0f} MB, {r['words']:,} words", flush=True)
+        print(
+            f"{'doc':>8} {'baseline':>10} {n:>11,} chars: peak {r['peak_rss_mb']:7.0f} MB, {r['words']:,} words",
+            flush=True,
+        )
     for name, path in pipelines.items():
         rows = results["pipelines"].setdefault(name, {"path": path})  # type: ignore[union-attr]
         for system in args.systems:
@@ -142,15 +156,21 @@ def main() -> None:
                 r = run(system, path, args.conll, n)
                 r["excess_mb"] = r["peak_rss_mb"] - results["baseline"][str(n)]["peak_rss_mb"]  # type: ignore[index]
                 rows.setdefault(system, {})[str(n)] = r
-                print(f"{system:>8} {name:>10} {n:>11,} chars: peak {r['peak_rss_mb']:7.0f} MB "
-                      f"(+{r['excess_mb']:.0f} over the Doc), {r['words_per_second']:8.0f} words/s, {r['entities']:,} entities",
-                      flush=True)
+                print(
+                    f"{system:>8} {name:>10} {n:>11,} chars: peak {r['peak_rss_mb']:7.0f} MB "
+                    f"(+{r['excess_mb']:.0f} over the Doc), {r['words_per_second']:8.0f} words/s, {r['entities']:,} entities",
+                    flush=True,
+                )
             first, last = rows[system][str(args.sizes[0])], rows[system][str(args.sizes[-1])]
-            rows[system]["summary"] = {"excess_growth_mb": last["excess_mb"] - first["excess_mb"],
-                                       "words_per_second_ratio": last["words_per_second"] / first["words_per_second"]}
-            print(f"{system:>8} {name:>10}: excess grows {rows[system]['summary']['excess_growth_mb']:+.0f} MB, "
-                  f"words/s x{rows[system]['summary']['words_per_second_ratio']:.3f} from {args.sizes[0]:,} to {args.sizes[-1]:,} chars",
-                  flush=True)
+            rows[system]["summary"] = {
+                "excess_growth_mb": last["excess_mb"] - first["excess_mb"],
+                "words_per_second_ratio": last["words_per_second"] / first["words_per_second"],
+            }
+            print(
+                f"{system:>8} {name:>10}: excess grows {rows[system]['summary']['excess_growth_mb']:+.0f} MB, "
+                f"words/s x{rows[system]['summary']['words_per_second_ratio']:.3f} from {args.sizes[0]:,} to {args.sizes[-1]:,} chars",
+                flush=True,
+            )
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=1), encoding="utf8")

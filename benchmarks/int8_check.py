@@ -54,7 +54,9 @@ def main() -> None:
     parser.add_argument("pipeline")
     parser.add_argument("corpus", type=Path)
     parser.add_argument("output", type=Path)
-    parser.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS), help="default: all that run here")
+    parser.add_argument(
+        "--variants", nargs="+", default=None, choices=list(VARIANTS), help="default: all that run here"
+    )
     args = parser.parse_args()
     gold = list(DocBin().from_disk(args.corpus).get_docs(spacy.blank("en").vocab))
     n_words = sum(len(d) for d in gold)

@@ -71,8 +71,10 @@ def check_stages(longest_doc: int, window: int) -> None:
         expected.remove("plan")
     silent = sorted(set(expected) - CALLED)
     if silent:
-        raise SystemExit(f"profile_stages: {', '.join(silent)} never called: the function behind each is no "
-                         "longer called through the name patched in PATCHES; update PATCHES.")
+        raise SystemExit(
+            f"profile_stages: {', '.join(silent)} never called: the function behind each is no "
+            "longer called through the name patched in PATCHES; update PATCHES."
+        )
 
 
 def count_forward(model, state, planned):
@@ -92,6 +94,7 @@ def timed(name, fn):
             return fn(*args, **kwargs)
         finally:
             TIMES[name] += time.perf_counter() - start
+
     return wrapper
 
 
@@ -113,7 +116,14 @@ def main() -> None:
     parser.add_argument("--runtime", default="torch", choices=list(FORWARD))
     args = parser.parse_args()
     PATCHES["forward"] = FORWARD[args.runtime]
-    nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": {"context": "document", "runtime": args.runtime}, "prefetch": args.prefetch}}})
+    nlp = spacy.load(
+        args.pipeline,
+        config={
+            "components": {
+                "long_ner": {"model": {"context": "document", "runtime": args.runtime}, "prefetch": args.prefetch}
+            }
+        },
+    )
     ner = nlp.get_pipe("long_ner")
     tokenizer = ner.state.tokenizer
     nlp.tokenizer = timed("spacy_tokenizer", nlp.tokenizer)
@@ -124,8 +134,17 @@ def main() -> None:
 
     import torch
 
-    results = {"pipeline": args.pipeline, "runtime": args.runtime, "batch_size": args.batch_size, "tokenizer": type(tokenizer).__name__, "cpu": cpu_model(), "platform": platform.platform(),
-               "torch_threads": torch.get_num_threads(), "prefetch": args.prefetch, "inputs": {}}
+    results = {
+        "pipeline": args.pipeline,
+        "runtime": args.runtime,
+        "batch_size": args.batch_size,
+        "tokenizer": type(tokenizer).__name__,
+        "cpu": cpu_model(),
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+        "prefetch": args.prefetch,
+        "inputs": {},
+    }
     for kind in args.inputs:
         texts = texts_of(args.corpus, kind)
         list(nlp.pipe(texts[:32], batch_size=args.batch_size))
@@ -147,11 +166,19 @@ def main() -> None:
         }
         stages["other"] = total - sum(stages.values())
         per_word = {k: 1e6 * v / n_words for k, v in stages.items()}
-        results["inputs"][kind] = {"words": n_words, "seconds": total, "words_per_second": n_words / total,
-                                   "seconds_by_stage": stages, "us_per_word": per_word, "counts": dict(COUNTS),
-                                   "ours_us_per_word": sum(v for k, v in per_word.items() if k not in ("forward", "hf_tokenizer"))}
-        print(f"== {kind}: {n_words} words, {n_words / total:.0f} words/s; {COUNTS['buffers']} buffers, "
-              f"{COUNTS['forward_calls']} forward calls, padded/real wordpieces {COUNTS['padded_wordpieces'] / max(1, COUNTS['real_wordpieces']):.3f}")
+        results["inputs"][kind] = {
+            "words": n_words,
+            "seconds": total,
+            "words_per_second": n_words / total,
+            "seconds_by_stage": stages,
+            "us_per_word": per_word,
+            "counts": dict(COUNTS),
+            "ours_us_per_word": sum(v for k, v in per_word.items() if k not in ("forward", "hf_tokenizer")),
+        }
+        print(
+            f"== {kind}: {n_words} words, {n_words / total:.0f} words/s; {COUNTS['buffers']} buffers, "
+            f"{COUNTS['forward_calls']} forward calls, padded/real wordpieces {COUNTS['padded_wordpieces'] / max(1, COUNTS['real_wordpieces']):.3f}"
+        )
         for k, v in per_word.items():
             print(f"{k:>18}: {v:7.2f} us/word ({100 * stages[k] / total:4.1f}%)")
     longest = max(len(nlp.make_doc(t)) for kind in args.inputs for t in texts_of(args.corpus, kind))

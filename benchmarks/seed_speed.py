@@ -43,20 +43,58 @@ ROOT = Path(__file__).resolve().parents[1]
 # kind, the tokenizer family and the window, and shrink the rest.
 SHAPES = {
     "longformer_large": {
-        "kind": "longformer", "vocab": 50265, "window": 4096,
-        "config": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-                       attention_window=512, max_position_embeddings=4098, type_vocab_size=1, layer_norm_eps=1e-5),
-        "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                     attention_window=64, max_position_embeddings=4098, type_vocab_size=1, layer_norm_eps=1e-5),
+        "kind": "longformer",
+        "vocab": 50265,
+        "window": 4096,
+        "config": dict(
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            attention_window=512,
+            max_position_embeddings=4098,
+            type_vocab_size=1,
+            layer_norm_eps=1e-5,
+        ),
+        "tiny": dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            attention_window=64,
+            max_position_embeddings=4098,
+            type_vocab_size=1,
+            layer_norm_eps=1e-5,
+        ),
     },
     "albert_xlarge": {
-        "kind": "albert", "vocab": 30000, "window": 512,
-        "config": dict(hidden_size=2048, num_hidden_layers=24, num_attention_heads=16, intermediate_size=8192,
-                       embedding_size=128, num_hidden_groups=1, max_position_embeddings=512, hidden_act="gelu_new"),
-        "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                     embedding_size=16, num_hidden_groups=1, max_position_embeddings=512, hidden_act="gelu_new"),
+        "kind": "albert",
+        "vocab": 30000,
+        "window": 512,
+        "config": dict(
+            hidden_size=2048,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=8192,
+            embedding_size=128,
+            num_hidden_groups=1,
+            max_position_embeddings=512,
+            hidden_act="gelu_new",
+        ),
+        "tiny": dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            embedding_size=16,
+            num_hidden_groups=1,
+            max_position_embeddings=512,
+            hidden_act="gelu_new",
+        ),
     },
 }
+
+
 def make_shapes(out: Path, tiny: bool, conll_dir: Path, names: List[str]) -> None:
     """config.json and the tokenizer of each model, no weights."""
     from transformers import AlbertConfig, LongformerConfig
@@ -77,20 +115,29 @@ def make_shapes(out: Path, tiny: bool, conll_dir: Path, names: List[str]) -> Non
         # The trainer stops where the text runs out of merges; the config keeps
         # the seed's vocabulary size, so the embedding matrix is full-sized.
         tokenizer = train_tokenizer(spec["kind"], lines, 600 if tiny else spec["vocab"])
-        sizes = dict(spec["tiny" if tiny else "config"], vocab_size=len(tokenizer) if tiny else spec["vocab"],
-                     pad_token_id=tokenizer.pad_token_id)
+        sizes = dict(
+            spec["tiny" if tiny else "config"],
+            vocab_size=len(tokenizer) if tiny else spec["vocab"],
+            pad_token_id=tokenizer.pad_token_id,
+        )
         if spec["kind"] == "longformer":
             tokenizer.model_max_length = spec["window"]
-            cfg = LongformerConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                   sep_token_id=tokenizer.sep_token_id, **sizes)
+            cfg = LongformerConfig(
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                sep_token_id=tokenizer.sep_token_id,
+                **sizes,
+            )
         else:
             cfg = AlbertConfig(**sizes)
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         cfg.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
-        print(f"{folder}: {spec['kind']}, tokenizer of {len(tokenizer)} pieces, config vocab {cfg.vocab_size}"
-              f"{' (tiny stand-in)' if tiny else ''}")
+        print(
+            f"{folder}: {spec['kind']}, tokenizer of {len(tokenizer)} pieces, config vocab {cfg.vocab_size}"
+            f"{' (tiny stand-in)' if tiny else ''}"
+        )
 
 
 def count_pieces(tok, words: List[str]) -> int:
@@ -112,7 +159,9 @@ def training_windows(nlp, docs, window: int, n: int):
         pieces = count_pieces(tok, [t.text for t in sent])
         if run and used + pieces > window:
             ref = Doc.from_docs(run, ensure_whitespace=True)
-            out.append(Example(Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref]), ref))
+            out.append(
+                Example(Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref]), ref)
+            )
             run, used = [], 0
             if len(out) == n:
                 break
@@ -151,8 +200,10 @@ def train_worker(args) -> Dict:
     spec = SHAPES[args.model]
     n_windows = max(1, args.train_wordpieces // spec["window"])
     budget = spec["window"] * n_windows  # every window of a step in one forward batch
-    nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": {
-        "precision": args.precision, "wordpiece_budget": budget}}}})
+    nlp = spacy.load(
+        args.pipeline,
+        config={"components": {"long_ner": {"model": {"precision": args.precision, "wordpiece_budget": budget}}}},
+    )
     list(nlp.pipe(["warm up ."]))  # loads the checkpoint
     window = nlp.get_pipe("long_ner").model.attrs["state"].window  # the model's maximum less its special tokens
     docs = list(DocBin().from_disk(args.corpus).get_docs(nlp.vocab))
@@ -175,9 +226,15 @@ def train_worker(args) -> Dict:
     tok = nlp.get_pipe("long_ner").model.attrs["state"].tokenizer
     timed = examples[n_windows:]  # the steps after the warm-up one
     wordpieces = sum(count_pieces(tok, [t.text for t in eg.reference]) + 2 for eg in timed)
-    out = {"windows_per_step": n_windows, "window": window, "step_seconds": times,
-           "mean_step_seconds": sum(times) / len(times), "wordpieces_per_second": wordpieces / sum(times),
-           "words_per_step": sum(len(eg.reference) for eg in examples[:n_windows]), "losses": losses}
+    out = {
+        "windows_per_step": n_windows,
+        "window": window,
+        "step_seconds": times,
+        "mean_step_seconds": sum(times) / len(times),
+        "wordpieces_per_second": wordpieces / sum(times),
+        "words_per_step": sum(len(eg.reference) for eg in examples[:n_windows]),
+        "losses": losses,
+    }
     if args.gpu:
         out["peak_cuda_allocated_gb"] = torch.cuda.max_memory_allocated() / 2**30
     else:
@@ -204,47 +261,95 @@ def run_all(args) -> None:
     from machine import cpu_model
 
     device = torch.cuda.get_device_name(0) if args.gpu else f"CPU {cpu_model()}"
-    results: Dict = {"device": device, "platform": platform.platform(), "torch": torch.__version__,
-                     "models": {}}
+    results: Dict = {"device": device, "platform": platform.platform(), "torch": torch.__version__, "models": {}}
     work = Path(args.work)
 
     def save() -> None:  # after every part: a run cut short keeps what it measured
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(results, indent=2), encoding="utf8")
+
     for name in args.models:
         shape = Path(args.shapes) / name
         if not shape.exists():
             sys.exit(f"{shape} not found: run `python benchmarks/seed_speed.py shapes {args.shapes}` first")
         pipeline = work / f"{name}_pipeline"
         if not pipeline.exists():
-            subprocess.run([sys.executable, str(ROOT / "scripts" / "random_pipeline.py"), str(shape), str(pipeline)], check=True)
+            subprocess.run(
+                [sys.executable, str(ROOT / "scripts" / "random_pipeline.py"), str(shape), str(pipeline)], check=True
+            )
         config = json.loads((shape / "config.json").read_text(encoding="utf8"))
-        entry: Dict = {"shape": config, "tiny_stand_in": config["hidden_size"] != SHAPES[name]["config"]["hidden_size"],
-                       "wordpieces_per_word": wordpieces_per_word(shape, args.corpus), "inference": {}, "training": {}}
+        entry: Dict = {
+            "shape": config,
+            "tiny_stand_in": config["hidden_size"] != SHAPES[name]["config"]["hidden_size"],
+            "wordpieces_per_word": wordpieces_per_word(shape, args.corpus),
+            "inference": {},
+            "training": {},
+        }
         results["models"][name] = entry
         for precision in args.precisions:
             if "inference" in args.parts:
                 out = work / f"{name}_{precision}.json"
-                cmd = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), str(pipeline), str(args.corpus), str(out),
-                       "--precision", precision, "--systems", *args.systems, "--inputs", *args.inputs, "--skip-extra",
-                       "--wordpiece-budget", str(args.wordpiece_budget), "--batch-size", str(args.batch_size),
-                       "--limit", str(args.limit)] + (["--gpu"] if args.gpu else [])
+                cmd = [
+                    sys.executable,
+                    str(ROOT / "scripts" / "benchmark.py"),
+                    str(pipeline),
+                    str(args.corpus),
+                    str(out),
+                    "--precision",
+                    precision,
+                    "--systems",
+                    *args.systems,
+                    "--inputs",
+                    *args.inputs,
+                    "--skip-extra",
+                    "--wordpiece-budget",
+                    str(args.wordpiece_budget),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--limit",
+                    str(args.limit),
+                ] + (["--gpu"] if args.gpu else [])
                 out.unlink(missing_ok=True)
                 stdout, stderr = run_part(cmd, args.part_timeout)
                 print(stdout[-1500:], flush=True)
-                entry["inference"][precision] = json.loads(out.read_text(encoding="utf8"))["runs"] if out.exists() else {"error": stderr[-1500:]}
+                entry["inference"][precision] = (
+                    json.loads(out.read_text(encoding="utf8"))["runs"] if out.exists() else {"error": stderr[-1500:]}
+                )
                 save()
             if "training" in args.parts:
-                cmd = [sys.executable, __file__, "train-worker", str(pipeline), str(args.corpus), "--model", name,
-                       "--precision", precision, "--train-wordpieces", str(args.train_wordpieces),
-                       "--train-steps", str(args.train_steps)] + (["--gpu"] if args.gpu else [])
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "train-worker",
+                    str(pipeline),
+                    str(args.corpus),
+                    "--model",
+                    name,
+                    "--precision",
+                    precision,
+                    "--train-wordpieces",
+                    str(args.train_wordpieces),
+                    "--train-steps",
+                    str(args.train_steps),
+                ] + (["--gpu"] if args.gpu else [])
                 stdout, stderr = run_part(cmd, args.part_timeout)
                 line = next((x for x in stdout.splitlines() if x.startswith("RESULT ")), None)
-                r = json.loads(line[len("RESULT "):]) if line else {"error": stderr[-1500:]}
+                r = json.loads(line[len("RESULT ") :]) if line else {"error": stderr[-1500:]}
                 entry["training"][precision] = r
-                print(f"{name} {precision} training: " + (f"{r['mean_step_seconds']:.3f} s a step of {r['windows_per_step']} x {r['window']} wordpieces"
-                      + (f", peak {r['peak_cuda_allocated_gb']:.2f} GB allocated" if "peak_cuda_allocated_gb" in r else f", peak RSS {r.get('peak_rss_gb', 0):.2f} GB")
-                      if "error" not in r else "ERROR " + r["error"][-600:]), flush=True)
+                print(
+                    f"{name} {precision} training: "
+                    + (
+                        f"{r['mean_step_seconds']:.3f} s a step of {r['windows_per_step']} x {r['window']} wordpieces"
+                        + (
+                            f", peak {r['peak_cuda_allocated_gb']:.2f} GB allocated"
+                            if "peak_cuda_allocated_gb" in r
+                            else f", peak RSS {r.get('peak_rss_gb', 0):.2f} GB"
+                        )
+                        if "error" not in r
+                        else "ERROR " + r["error"][-600:]
+                    ),
+                    flush=True,
+                )
                 save()
     print(f"wrote {args.output}")
 
@@ -270,8 +375,12 @@ def main() -> None:
     p.add_argument("--wordpiece-budget", type=int, default=65536)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, default=0, help="texts per input (0: all)")
-    p.add_argument("--train-wordpieces", type=int, default=16384,
-                   help="wordpieces a training step, in full-length windows (16384: 4 Longformer windows, 32 ALBERT ones)")
+    p.add_argument(
+        "--train-wordpieces",
+        type=int,
+        default=16384,
+        help="wordpieces a training step, in full-length windows (16384: 4 Longformer windows, 32 ALBERT ones)",
+    )
     p.add_argument("--train-steps", type=int, default=3, help="timed training steps, after one untimed")
     p.add_argument("--part-timeout", type=int, default=300, help="seconds for each benchmark or training process")
     p.add_argument("--work", default="/tmp/seed_speed", help="folder for the random-weight pipelines and per-run JSON")

@@ -34,8 +34,11 @@ def main() -> None:
     out = {"cpu": cpu_model(), "torch_threads": torch.get_num_threads(), "threads": args.threads, "runs": {}}
     for runtime in args.runtimes:
         names = spacy.util.load_config(Path(args.pipeline) / "config.cfg")["nlp"]["pipeline"]
-        nlp = spacy.load(args.pipeline, exclude=[n for n in names if n != "long_ner"],
-                         config={"components": {"long_ner": {"model": {"runtime": runtime, "context": "document"}}}})
+        nlp = spacy.load(
+            args.pipeline,
+            exclude=[n for n in names if n != "long_ner"],
+            config={"components": {"long_ner": {"model": {"runtime": runtime, "context": "document"}}}},
+        )
         list(nlp.pipe(texts[:16]))
         start = time.perf_counter()
         single = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
@@ -54,10 +57,17 @@ def main() -> None:
             w.join()
         threaded_wps = n_words / (time.perf_counter() - start)
         same = all(found[i] == [single[j] for j in shares[i]] for i in range(args.threads))
-        out["runs"][runtime] = {"single_words_per_second": single_wps, "threaded_words_per_second": threaded_wps,
-                                "threaded_over_single": threaded_wps / single_wps, "same_entities": same}
-        print(f"{runtime:>6}: one caller {single_wps:7.0f} words/s, {args.threads} threads {threaded_wps:7.0f} words/s "
-              f"({threaded_wps / single_wps:.2f}x), same entities: {same}", flush=True)
+        out["runs"][runtime] = {
+            "single_words_per_second": single_wps,
+            "threaded_words_per_second": threaded_wps,
+            "threaded_over_single": threaded_wps / single_wps,
+            "same_entities": same,
+        }
+        print(
+            f"{runtime:>6}: one caller {single_wps:7.0f} words/s, {args.threads} threads {threaded_wps:7.0f} words/s "
+            f"({threaded_wps / single_wps:.2f}x), same entities: {same}",
+            flush=True,
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=2), encoding="utf8")
 

@@ -26,8 +26,11 @@ def run(args) -> dict:
     from spacy.training.initialize import init_nlp
     from thinc.api import fix_random_seed
 
-    overrides = {"paths.train": str(args.train), "paths.dev": str(args.dev),
-                 "components.long_ner.model.precision": args.worker}
+    overrides = {
+        "paths.train": str(args.train),
+        "paths.dev": str(args.dev),
+        "components.long_ner.model.precision": args.worker,
+    }
     config = util.load_config(args.config, overrides=overrides, interpolate=False)
     nlp = init_nlp(config)
     fix_random_seed(0)
@@ -51,8 +54,15 @@ def run(args) -> dict:
         nlp.update(batch, sgd=optimizer, drop=T["dropout"], losses=losses)
         words += sum(len(eg.reference) for eg in batch)
     seconds = time.perf_counter() - start
-    return {"precision": args.worker, "steps": args.steps, "words": words, "seconds": seconds,
-            "words_per_second": words / seconds, "loss": losses.get("long_ner"), "torch_threads": torch.get_num_threads()}
+    return {
+        "precision": args.worker,
+        "steps": args.steps,
+        "words": words,
+        "seconds": seconds,
+        "words_per_second": words / seconds,
+        "loss": losses.get("long_ner"),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -75,19 +85,39 @@ def main() -> None:
 
     from spacy_longner.device import cpu_has_bf16
 
-    results = {"cpu": cpu_model(), "cpu_has_bf16": cpu_has_bf16(), "torch": torch.__version__, "config": str(args.config), "runs": {}}
+    results = {
+        "cpu": cpu_model(),
+        "cpu_has_bf16": cpu_has_bf16(),
+        "torch": torch.__version__,
+        "config": str(args.config),
+        "runs": {},
+    }
     for precision in args.precisions:
-        cmd = [sys.executable, __file__, str(args.config), str(args.train), str(args.dev), str(args.output),
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--worker", precision]
+        cmd = [
+            sys.executable,
+            __file__,
+            str(args.config),
+            str(args.train),
+            str(args.dev),
+            str(args.output),
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--worker",
+            precision,
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if out.returncode != 0 or line is None:
             results["runs"][precision] = {"error": out.stderr[-1500:]}
             print(f"{precision}: ERROR {out.stderr[-500:]}")
             continue
-        r = json.loads(line[len("RESULT "):])
+        r = json.loads(line[len("RESULT ") :])
         results["runs"][precision] = r
-        print(f"{precision}: {r['words_per_second']:.0f} words/s ({r['steps']} steps, {r['seconds']:.1f} s)", flush=True)
+        print(
+            f"{precision}: {r['words_per_second']:.0f} words/s ({r['steps']} steps, {r['seconds']:.1f} s)", flush=True
+        )
     base = results["runs"].get("fp32", {}).get("words_per_second")
     for precision, r in results["runs"].items():
         if base and "words_per_second" in r:

@@ -6,6 +6,7 @@ tagger. Needs the [trf] extra (spacy-transformers):
 
     .venv-trf/bin/python benchmarks/trf_listener_check.py training/minilm/model-best ../shared/data/conll2003/dev.txt 200 0.01
 """
+
 import sys, time
 import numpy as np
 import spacy
@@ -27,17 +28,33 @@ for line in open(conll, encoding="utf8"):
         continue
     if parts[0] == "-DOCSTART-":
         continue
-    words.append(parts[0]); tags.append(parts[1])
+    words.append(parts[0])
+    tags.append(parts[1])
 sents = sents[:20]
 nlp = spacy.load(pipeline, config={"components": {"long_ner": {"store_trf_data": True}}}, exclude=["sentencizer"])
-nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "nO": None, "normalize": False,
-    "tok2vec": {"@architectures": "spacy-transformers.TransformerListener.v1", "grad_factor": 1.0, "upstream": "long_ner",
-                "pooling": {"@layers": "reduce_mean.v1"}}}})
+nlp.add_pipe(
+    "tagger",
+    config={
+        "model": {
+            "@architectures": "spacy.Tagger.v2",
+            "nO": None,
+            "normalize": False,
+            "tok2vec": {
+                "@architectures": "spacy-transformers.TransformerListener.v1",
+                "grad_factor": 1.0,
+                "upstream": "long_ner",
+                "pooling": {"@layers": "reduce_mean.v1"},
+            },
+        }
+    },
+)
 egs = [Example(Doc(nlp.vocab, words=w), Doc(nlp.vocab, words=w, tags=t)) for w, t in sents]
 calls = []
 nlp.get_pipe("long_ner").state.hf_model.register_forward_hook(lambda *a: calls.append(1))
 with nlp.select_pipes(disable=["tagger"]):
-    before = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe([Doc(nlp.vocab, words=w) for w, _ in sents])]
+    before = [
+        [(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe([Doc(nlp.vocab, words=w) for w, _ in sents])
+    ]
 calls.clear()
 opt = nlp.initialize(lambda: egs)
 opt.learn_rate = float(sys.argv[4])
@@ -48,7 +65,10 @@ calls.clear()
 docs = list(nlp.pipe([Doc(nlp.vocab, words=w) for w, _ in sents]))
 acc = np.mean([p.tag_ == g for d, (_, t) in zip(docs, sents) for p, g in zip(d, t)])
 after = [[(e.start, e.end, e.label_) for e in d.ents] for d in docs]
-n = len(calls); calls.clear()
+n = len(calls)
+calls.clear()
 with nlp.select_pipes(disable=["tagger"]):
     list(nlp.pipe([Doc(nlp.vocab, words=w) for w, _ in sents]))
-print(f"accuracy {acc:.4f} after {sys.argv[3]} steps ({time.time() - t0:.0f} s); entities unchanged: {before == after}; forward calls with tagger {n}, without {len(calls)}")
+print(
+    f"accuracy {acc:.4f} after {sys.argv[3]} steps ({time.time() - t0:.0f} s); entities unchanged: {before == after}; forward calls with tagger {n}, without {len(calls)}"
+)

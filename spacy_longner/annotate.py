@@ -59,13 +59,24 @@ def read_records(path: Path, text_key: str = "text") -> Iterator[Record]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                yield Record(n, None, error=Errors.E039.format(line=n, text_key=text_key, problem=f"invalid JSON: {reason(e)}"))
+                yield Record(
+                    n, None, error=Errors.E039.format(line=n, text_key=text_key, problem=f"invalid JSON: {reason(e)}")
+                )
                 continue
             if not isinstance(obj, dict) or not isinstance(obj.get(text_key), str):
-                problem = ("another JSON value" if not isinstance(obj, dict) else "no such field" if text_key not in obj
-                           else "its value is not a string")
-                yield Record(n, None, id=obj.get("id") if isinstance(obj, dict) else None,
-                             error=Errors.E039.format(line=n, text_key=text_key, problem=problem))
+                problem = (
+                    "another JSON value"
+                    if not isinstance(obj, dict)
+                    else "no such field"
+                    if text_key not in obj
+                    else "its value is not a string"
+                )
+                yield Record(
+                    n,
+                    None,
+                    id=obj.get("id") if isinstance(obj, dict) else None,
+                    error=Errors.E039.format(line=n, text_key=text_key, problem=problem),
+                )
                 continue
             yield Record(n, obj[text_key], id=obj.get("id"))
 
@@ -142,8 +153,16 @@ def set_error_handler(nlp, handler: Callable) -> None:
             pass
 
 
-def annotate(pipeline: str, input_path: Path, output: Path, *, batch_size: int = 64, n_process: int = 1,
-             text_key: str = "text", progress: bool = True) -> Dict[str, int]:
+def annotate(
+    pipeline: str,
+    input_path: Path,
+    output: Path,
+    *,
+    batch_size: int = 64,
+    n_process: int = 1,
+    text_key: str = "text",
+    progress: bool = True,
+) -> Dict[str, int]:
     """Annotate every record of `input_path` into `output` (JSONL, input
     order), resuming after the records it already holds. A record that
     cannot be annotated (malformed, not UTF-8, too long for the pipeline, a
@@ -244,7 +263,7 @@ def annotate(pipeline: str, input_path: Path, output: Path, *, batch_size: int =
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pipeline", help="pipeline folder or installed package name")
-    parser.add_argument("input", type=Path, help="JSONL (a \"text\" field a line), text lines, or a folder of .txt files")
+    parser.add_argument("input", type=Path, help='JSONL (a "text" field a line), text lines, or a folder of .txt files')
     parser.add_argument("output", type=Path, help="JSONL of entities, one line per input record")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--n-process", type=int, default=1)
@@ -259,10 +278,19 @@ EXIT_SKIPPED = 3
 def run(args: argparse.Namespace) -> int:
     if not args.input.exists():
         raise ValueError(Errors.E041.format(path=args.input))
-    counts = annotate(args.pipeline, args.input, args.output, batch_size=args.batch_size, n_process=args.n_process,
-                      text_key=args.text_key, progress=not args.no_progress)
-    summary = (f"{counts['done']} annotated, {counts['skipped']} skipped (reported above, error lines in the output), "
-               f"{counts['skipped_existing']} already done -> {args.output}")
+    counts = annotate(
+        args.pipeline,
+        args.input,
+        args.output,
+        batch_size=args.batch_size,
+        n_process=args.n_process,
+        text_key=args.text_key,
+        progress=not args.no_progress,
+    )
+    summary = (
+        f"{counts['done']} annotated, {counts['skipped']} skipped (reported above, error lines in the output), "
+        f"{counts['skipped_existing']} already done -> {args.output}"
+    )
     if counts["skipped"]:
         msg.warn(summary)
         return EXIT_SKIPPED

@@ -128,7 +128,16 @@ class Batch:
 PAD_TOLERANCE = 0.1
 
 
-def make_batches(window_ids: Sequence[np.ndarray], prefix: List[int], suffix: List[int], pad_id: int, budget: int, pad_multiple: int = 1, pad_tolerance: float = PAD_TOLERANCE, overhead: int = 0) -> List[Batch]:
+def make_batches(
+    window_ids: Sequence[np.ndarray],
+    prefix: List[int],
+    suffix: List[int],
+    pad_id: int,
+    budget: int,
+    pad_multiple: int = 1,
+    pad_tolerance: float = PAD_TOLERANCE,
+    overhead: int = 0,
+) -> List[Batch]:
     """Length-sorted batches of windows, each within `budget` padded wordpieces
     (a single window longer than the budget gets a batch of its own). Widths
     are rounded up to a multiple of `pad_multiple`. A batch takes only
@@ -252,8 +261,16 @@ def plan_buffer(model: Model, docs: Sequence[Doc], *, overhead: int = 0, budget:
     # A padding-sensitive model gets batches of one length each, unjoined.
     tolerance = 0.0 if state.exact_lengths else PAD_TOLERANCE
     budget = model.attrs["wordpiece_budget"] if budget is None else budget
-    batches = make_batches(window_ids, state.prefix, state.suffix, state.pad_id, budget, state.pad_multiple,
-                           pad_tolerance=tolerance, overhead=0 if state.exact_lengths else overhead)
+    batches = make_batches(
+        window_ids,
+        state.prefix,
+        state.suffix,
+        state.pad_id,
+        budget,
+        state.pad_multiple,
+        pad_tolerance=tolerance,
+        overhead=0 if state.exact_lengths else overhead,
+    )
     # Offset of each window's content rows in the concatenated batch outputs.
     window_offset = np.zeros(len(window_ids), dtype=np.int64)
     if batches:
@@ -285,5 +302,3 @@ def output_rows(batches: Sequence["Batch"], gather: np.ndarray, n_prefix: int) -
     if not content:
         return np.zeros(0, dtype=np.int64)
     return np.concatenate(content)[gather]
-
-

@@ -53,7 +53,20 @@ class HFState:
     # values: they survive a training step and go only with a new head.
     WRAPPERS = ("shim",)
 
-    def __init__(self, hf_model, tokenizer, *, source: str, has_head: bool, max_len: int, prefix: List[int], suffix: List[int], window: int, stride: int, global_attention: str):
+    def __init__(
+        self,
+        hf_model,
+        tokenizer,
+        *,
+        source: str,
+        has_head: bool,
+        max_len: int,
+        prefix: List[int],
+        suffix: List[int],
+        window: int,
+        stride: int,
+        global_attention: str,
+    ):
         self.hf_model = hf_model
         self.tokenizer = tokenizer
         self.source = source
@@ -136,7 +149,13 @@ def special_tokens(tokenizer) -> Tuple[List[int], List[int]]:
     """The ids the tokenizer puts before and after a single sequence of
     pre-split words: the wordpieces that its `word_ids()` marks as no word
     (the tokenizer's public API in transformers 4 and 5, for every family)."""
-    enc = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True, return_attention_mask=False, return_token_type_ids=False)
+    enc = tokenizer(
+        ["a"],
+        is_split_into_words=True,
+        add_special_tokens=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
     ids = list(enc["input_ids"])
     content = [i for i, w in enumerate(enc.word_ids()) if w is not None]
     if not content:
@@ -199,7 +218,11 @@ def sentencepiece_missing() -> List[str]:
         except ModuleNotFoundError:  # a missing parent package
             return False
 
-    return [name for name, module in (("sentencepiece", "sentencepiece"), ("protobuf", "google.protobuf")) if not installed(module)]
+    return [
+        name
+        for name, module in (("sentencepiece", "sentencepiece"), ("protobuf", "google.protobuf"))
+        if not installed(module)
+    ]
 
 
 def check_sentencepiece(source: str, local: bool, error: Optional[BaseException] = None) -> None:
@@ -217,7 +240,9 @@ def check_sentencepiece(source: str, local: bool, error: Optional[BaseException]
         if models and not (folder / "tokenizer.json").exists():
             raise ValueError(Errors.E028.format(path=source, files=", ".join(models), missing=", ".join(missing)))
     elif error is not None and any(word in str(error).lower() for word in ("sentencepiece", "tiktoken", "protobuf")):
-        raise ValueError(Errors.E028.format(path=source, files="a SentencePiece model", missing=", ".join(missing))) from error
+        raise ValueError(
+            Errors.E028.format(path=source, files="a SentencePiece model", missing=", ".join(missing))
+        ) from error
 
 
 def _load_tokenizer(source: str, local: bool):
@@ -231,13 +256,19 @@ def _load_tokenizer(source: str, local: bool):
         raise
     if getattr(tokenizer, "add_prefix_space", None) is False:
         # Byte-level BPE (RoBERTa, Longformer) needs this for pre-split words.
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, local_files_only=local, use_fast=True, add_prefix_space=True
-        )
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, use_fast=True, add_prefix_space=True)
     return tokenizer
 
 
-def load_checkpoint(model: Model, source: str, *, component: str = "long_ner", allow_no_head: bool = False, local: Optional[bool] = None, safetensors_only: bool = False) -> HFState:
+def load_checkpoint(
+    model: Model,
+    source: str,
+    *,
+    component: str = "long_ner",
+    allow_no_head: bool = False,
+    local: Optional[bool] = None,
+    safetensors_only: bool = False,
+) -> HFState:
     """Load a checkpoint into the model and resolve window/stride against it.
     Remote code is never trusted (`trust_remote_code` stays off).
 
@@ -254,7 +285,10 @@ def load_checkpoint(model: Model, source: str, *, component: str = "long_ner", a
         with quiet_transformers():
             tokenizer = _load_tokenizer(source, local)
             hf_model, info = AutoModelForTokenClassification.from_pretrained(
-                source, local_files_only=local, output_loading_info=True, use_safetensors=True if safetensors_only else None
+                source,
+                local_files_only=local,
+                output_loading_info=True,
+                use_safetensors=True if safetensors_only else None,
             )
     except (OSError, ValueError, KeyError, ImportError) as e:
         if str(e).startswith("[long_ner "):
@@ -265,7 +299,9 @@ def load_checkpoint(model: Model, source: str, *, component: str = "long_ner", a
     missing = [k for k in all_missing if "classifier" in k or "score" in k]
     encoder_missing = [k for k in all_missing if k not in missing]
     if encoder_missing:
-        warnings.warn(Warnings.W005.format(path=source, n=len(encoder_missing), keys=", ".join(sorted(encoder_missing)[:5])))
+        warnings.warn(
+            Warnings.W005.format(path=source, n=len(encoder_missing), keys=", ".join(sorted(encoder_missing)[:5]))
+        )
     labels = [hf_model.config.id2label[i] for i in range(hf_model.config.num_labels)]
     generic = all(_GENERIC_LABEL.match(str(lab)) for lab in labels)
     has_head = not missing and not generic
@@ -279,7 +315,13 @@ def load_checkpoint(model: Model, source: str, *, component: str = "long_ner", a
         window = max_window
     elif window > max_window:
         raise ValueError(
-            Errors.E005.format(window=window, component=component, max_window=max_window, max_len=max_len, n_special=len(prefix) + len(suffix))
+            Errors.E005.format(
+                window=window,
+                component=component,
+                max_window=max_window,
+                max_len=max_len,
+                n_special=len(prefix) + len(suffix),
+            )
         )
     stride = model.attrs["stride"]
     if stride is None:

@@ -1,8 +1,8 @@
 """The package's command line: `spacy-longner` or `python -m spacy_longner`.
 
-    spacy-longner annotate PIPELINE INPUT OUTPUT       entities of texts, as JSONL
-    spacy-longner import-hf CHECKPOINT OUTPUT          a pipeline from a fine-tuned HF checkpoint
-    spacy-longner evaluate PIPELINE CORPUS OUTPUT      the seeds' reports on .spacy splits
+spacy-longner annotate PIPELINE INPUT OUTPUT       entities of texts, as JSONL
+spacy-longner import-hf CHECKPOINT OUTPUT          a pipeline from a fine-tuned HF checkpoint
+spacy-longner evaluate PIPELINE CORPUS OUTPUT      the seeds' reports on .spacy splits
 """
 
 import argparse
@@ -15,18 +15,23 @@ from . import annotate, evaluate, importer
 
 COMMANDS = {
     "annotate": (annotate, "annotate JSONL, text lines or a folder of .txt files; write entities as JSONL"),
-    "import-hf": (importer, "make a pipeline folder (and optionally a wheel) from a fine-tuned Hugging Face checkpoint"),
+    "import-hf": (
+        importer,
+        "make a pipeline folder (and optionally a wheel) from a fine-tuned Hugging Face checkpoint",
+    ),
     "evaluate": (evaluate, "token-level report and conlleval table per split, as the seed model cards give them"),
 }
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spacy-longner", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="spacy-longner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=module.__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, help=help_text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         module.add_arguments(p)
     return parser
 

@@ -54,7 +54,11 @@ def read_conll(path: Union[str, Path]) -> Iterator[ConllDoc]:
 def to_docs(vocab: Vocab, conll_doc: ConllDoc, *, by_sentence: bool = False) -> List[Doc]:
     """spaCy Docs with gold entities (IOB1 and IOB2 both read right: spaCy's
     iob_to_biluo starts an entity at an I- after O or another type)."""
-    units = [([s], [t]) for s, t in zip(conll_doc.sentences, conll_doc.tags)] if by_sentence else [(conll_doc.sentences, conll_doc.tags)]
+    units = (
+        [([s], [t]) for s, t in zip(conll_doc.sentences, conll_doc.tags)]
+        if by_sentence
+        else [(conll_doc.sentences, conll_doc.tags)]
+    )
     docs = []
     for sents, tags in units:
         words = [w for s in sents for w in s]

@@ -53,12 +53,25 @@ def create_corpus_reader(
     if unit not in UNITS:
         raise ValueError(Errors.E010.format(value=unit, setting="[corpora] unit", options=", ".join(UNITS)))
     if context_tokens < 0:
-        raise ValueError(Errors.E010.format(value=context_tokens, setting="[corpora] context_tokens", options="an integer >= 0"))
-    return SentenceCorpus(path, limit=limit, max_length=max_length, unit=unit, context_tokens=context_tokens, retokenize=retokenize)
+        raise ValueError(
+            Errors.E010.format(value=context_tokens, setting="[corpora] context_tokens", options="an integer >= 0")
+        )
+    return SentenceCorpus(
+        path, limit=limit, max_length=max_length, unit=unit, context_tokens=context_tokens, retokenize=retokenize
+    )
 
 
 class SentenceCorpus(Corpus):
-    def __init__(self, path, *, limit: int = 0, max_length: int = 0, unit: str = "document", context_tokens: int = 0, retokenize: bool = False) -> None:
+    def __init__(
+        self,
+        path,
+        *,
+        limit: int = 0,
+        max_length: int = 0,
+        unit: str = "document",
+        context_tokens: int = 0,
+        retokenize: bool = False,
+    ) -> None:
         super().__init__(path, limit=limit, max_length=max_length)
         self.unit = unit
         self.context_tokens = context_tokens
@@ -109,7 +122,9 @@ def bare_copy(vocab, doc: Doc) -> Doc:
     return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc], sent_starts=sent_starts)
 
 
-def sentence_examples(nlp: Language, reference: Doc, context_tokens: int, max_length: int = 0, retokenize: bool = False) -> Iterator[Example]:
+def sentence_examples(
+    nlp: Language, reference: Doc, context_tokens: int, max_length: int = 0, retokenize: bool = False
+) -> Iterator[Example]:
     """One example per sentence of `reference`: the sentence with up to
     `context_tokens` tokens on each side, all one sentence on the predicted
     side (one window), the context's gold entities missing. Sentences of
@@ -122,8 +137,11 @@ def sentence_examples(nlp: Language, reference: Doc, context_tokens: int, max_le
         b = min(len(reference), sent.end + context_tokens)
         ref = reference[a:b].as_doc()
         t0, t1 = sent.start - a, sent.end - a
-        target_ents = [Span(ref, e.start - a, e.end - a, label=e.label)
-                       for e in reference.ents if e.start >= sent.start and e.end <= sent.end]
+        target_ents = [
+            Span(ref, e.start - a, e.end - a, label=e.label)
+            for e in reference.ents
+            if e.start >= sent.start and e.end <= sent.end
+        ]
         missing = [s for s in (ref[:t0], ref[t1:]) if len(s)]
         ref.set_ents(target_ents, missing=missing, default="outside")
         if retokenize:

@@ -76,9 +76,7 @@ def parse_tagset(labels: Sequence[str], scheme: str = "auto") -> TagSet:
     """Parse a checkpoint's labels (id order) into a TagSet."""
     labels = tuple(labels)
     if scheme not in SCHEMES:
-        raise ValueError(
-            Errors.E010.format(value=scheme, setting="scheme", options=", ".join(SCHEMES))
-        )
+        raise ValueError(Errors.E010.format(value=scheme, setting="scheme", options=", ".join(SCHEMES)))
     outside = outside_label(labels)
     if outside is None:
         raise ValueError(Errors.E008.format(labels=list(labels)))
@@ -98,9 +96,7 @@ def parse_tagset(labels: Sequence[str], scheme: str = "auto") -> TagSet:
         "BILOU": {"BILOU"},
     }[detected]
     if scheme not in compatible:
-        raise ValueError(
-            Errors.E009.format(scheme=scheme, labels=list(labels), detected=detected)
-        )
+        raise ValueError(Errors.E009.format(scheme=scheme, labels=list(labels), detected=detected))
     types = sorted({split_label(lab)[1] for lab in tags})
     type_index = {t: i for i, t in enumerate(types)}
     prefix = np.zeros(len(labels), dtype=np.int8)
@@ -121,7 +117,9 @@ def parse_tagset(labels: Sequence[str], scheme: str = "auto") -> TagSet:
     )
 
 
-def chunk_arrays(prefix: np.ndarray, type_id: np.ndarray, seq_start: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def chunk_arrays(
+    prefix: np.ndarray, type_id: np.ndarray, seq_start: Optional[np.ndarray] = None
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """conlleval's chunking of one or many concatenated tag sequences, vectorised.
 
     prefix (np.ndarray): O/B/I/E/S code per token.
@@ -315,9 +313,7 @@ def decode_buffer(
         visible tokens.
     """
     if decoding not in DECODINGS:
-        raise ValueError(
-            Errors.E010.format(value=decoding, setting="decoding", options=", ".join(DECODINGS))
-        )
+        raise ValueError(Errors.E010.format(value=decoding, setting="decoding", options=", ".join(DECODINGS)))
     n = probs.shape[0]
     tags = np.full(n, -1, dtype=np.int64)
     empty = np.zeros(0, dtype=np.int64)

@@ -35,9 +35,9 @@ class Warnings(metaclass=_ErrorsWithCodes):
         "context = '{context}' predicts sentence by sentence, but this doc has "
         "no sentence boundaries, so it is read as one long sentence, which "
         "is not the mode the pipeline was trained for and scores lower. Add a "
-        "sentence segmenter before long_ner: nlp.add_pipe(\"sentencizer\", "
-        "before=\"long_ner\", config={{\"overwrite\": False}}) (or a trained "
-        "\"senter\" or parser). This warning is shown once per loaded model."
+        'sentence segmenter before long_ner: nlp.add_pipe("sentencizer", '
+        'before="long_ner", config={{"overwrite": False}}) (or a trained '
+        '"senter" or parser). This warning is shown once per loaded model.'
     )
     W004 = (
         "This process ({pid}) was forked from process {parent} after the "
@@ -75,7 +75,7 @@ class Errors(metaclass=_ErrorsWithCodes):
         "The checkpoint '{path}' has no token-classification labels (its head is "
         "missing or its id2label is the generic {labels}). If it is fine-tuned, "
         "write its tags into config.json's id2label in id order, e.g. "
-        "{{\"0\": \"O\", \"1\": \"B-PER\", \"2\": \"I-PER\"}}, as its model card "
+        '{{"0": "O", "1": "B-PER", "2": "I-PER"}}, as its model card '
         "lists them; otherwise train it: give nlp.initialize() training "
         "examples so long_ner builds the head from their labels."
     )
@@ -90,10 +90,7 @@ class Errors(metaclass=_ErrorsWithCodes):
         "and smaller than window = {window}. Set stride to about window // 8 "
         "(the default) or leave it unset."
     )
-    E007 = (
-        "window = {window} in [components.{component}.model] must be a positive "
-        "number of wordpieces, or unset."
-    )
+    E007 = "window = {window} in [components.{component}.model] must be a positive number of wordpieces, or unset."
     E008 = (
         "The checkpoint's labels {labels} have no outside label 'O'. Token "
         "classification needs one; rename the outside label in the "
@@ -101,21 +98,16 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
     E009 = (
         "scheme = '{scheme}' does not fit the checkpoint's labels {labels} "
-        "(they look like {detected}). Set scheme = \"auto\" or to "
+        '(they look like {detected}). Set scheme = "auto" or to '
         "'{detected}'."
     )
-    E010 = (
-        "Unknown value {value!r} for {setting}; use one of: {options}."
-    )
+    E010 = "Unknown value {value!r} for {setting}; use one of: {options}."
     E011 = (
         "The classification head of this {model_type} checkpoint could not be "
         "found (looked for a torch.nn.Linear named 'classifier'), so it "
         "cannot be resized to the {n} labels of the training data."
     )
-    E012 = (
-        "wordpiece_budget = {budget} in [components.{component}.model] must be "
-        "positive."
-    )
+    E012 = "wordpiece_budget = {budget} in [components.{component}.model] must be positive."
     E013 = (
         "The pipeline folder '{path}' has no saved model: expected "
         "config.json, weights and tokenizer files there. Save the pipeline "
@@ -163,12 +155,12 @@ class Errors(metaclass=_ErrorsWithCodes):
     E022 = (
         "store_trf_data = true on {component} needs spacy-transformers, "
         "which is not installed ({reason}). Install the extra: pip install "
-        "\"spacy-longner[trf]\" (it pins transformers below 4.53.3), or set "
+        '"spacy-longner[trf]" (it pins transformers below 4.53.3), or set '
         "store_trf_data = false."
     )
     E023 = (
         "Component '{listener}' listens to '{component}' "
-        "(TransformerListener upstream = \"{component}\"), but {component} "
+        '(TransformerListener upstream = "{component}"), but {component} '
         "does not share its encoder output. Set [components.{component}] "
         "store_trf_data = true."
     )
@@ -180,12 +172,9 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
     E025 = (
         "`{command}` needs the '{extra}' extra, which is not installed "
-        "({reason}). Install it: pip install \"spacy-longner[{extra}]\"."
+        '({reason}). Install it: pip install "spacy-longner[{extra}]".'
     )
-    E026 = (
-        "The output folder '{path}' exists and is not empty. Choose a new "
-        "folder, or pass --force to write into it."
-    )
+    E026 = "The output folder '{path}' exists and is not empty. Choose a new folder, or pass --force to write into it."
     E027 = (
         "The checkpoint's labels {labels} mix kinds that no scheme reads "
         "together ({odd}): generic LABEL_n names beside named tags, or bare "
@@ -197,22 +186,22 @@ class Errors(metaclass=_ErrorsWithCodes):
         "The checkpoint '{path}' ships its tokenizer only as a SentencePiece "
         "model ({files}), and building a fast tokenizer from it needs "
         "sentencepiece and protobuf ({missing} missing). Install them: pip "
-        "install \"spacy-longner[sentencepiece]\"."
+        'install "spacy-longner[sentencepiece]".'
     )
     E029 = (
-        "runtime = \"onnx\" on {component} needs {module}, which is not "
+        'runtime = "onnx" on {component} needs {module}, which is not '
         "installed ({reason}). Install the extra: pip install "
-        "\"spacy-longner[onnx]\", or set [components.{component}.model] "
-        "runtime = \"torch\"."
+        '"spacy-longner[onnx]", or set [components.{component}.model] '
+        'runtime = "torch".'
     )
     E030 = (
         "The '{family}' checkpoint family does not run on runtime = \"onnx\": "
-        "{why}. Set [components.{component}.model] runtime = \"torch\" for "
+        '{why}. Set [components.{component}.model] runtime = "torch" for '
         "this checkpoint."
     )
     E031 = (
         "The '{family}' checkpoint does not export to ONNX correctly: "
-        "{problem}. Set [components.long_ner.model] runtime = \"torch\" "
+        '{problem}. Set [components.long_ner.model] runtime = "torch" '
         "for this checkpoint."
     )
     E032 = (
@@ -222,33 +211,25 @@ class Errors(metaclass=_ErrorsWithCodes):
         "against other weights."
     )
     E033 = (
-        "runtime = \"onnx\" runs the fp32 graph on the CPU, so precision = "
+        'runtime = "onnx" runs the fp32 graph on the CPU, so precision = '
         "'{precision}' cannot apply. Set [components.{component}.model] "
-        "precision = \"fp32\" (and quantize = \"int8\" for speed), or "
-        "runtime = \"torch\"."
+        'precision = "fp32" (and quantize = "int8" for speed), or '
+        'runtime = "torch".'
     )
-    E034 = (
-        "[components.{component}.model] runtime = {value!r} is not a "
-        "runtime. Use \"torch\" or \"onnx\"."
-    )
+    E034 = '[components.{component}.model] runtime = {value!r} is not a runtime. Use "torch" or "onnx".'
     E035 = (
         "[nlp.after_pipeline_creation] max_length = {value!r} of "
         "spacy-longner.length_rule.v1 is not a limit. Give a positive number "
         "of characters, or leave it unset (null) for the rule: no limit "
         "unless a spaCy parser or NER is in the pipeline."
     )
-    E036 = (
-        "The text has {length} characters, over this pipeline's "
-        "nlp.max_length of {max_length}, {why}."
-    )
+    E036 = "The text has {length} characters, over this pipeline's nlp.max_length of {max_length}, {why}."
     E037 = (
         "The pipeline failed on this record (component {component}: "
         "{reason}); it was left out and the other records annotated. Run the "
         "pipeline on this text alone to see the whole error."
     )
-    E038 = (
-        "The record is not UTF-8 text ({reason}). Save the input as UTF-8."
-    )
+    E038 = "The record is not UTF-8 text ({reason}). Save the input as UTF-8."
     E039 = (
         "Line {line} is not a JSON object with a string field '{text_key}' "
         "({problem}). Fix the line, or name the text's field with --text-key."
@@ -259,7 +240,4 @@ class Errors(metaclass=_ErrorsWithCodes):
         "nlp.to_disk() wrote, or the package name that `spacy package` "
         "built."
     )
-    E041 = (
-        "Input '{path}' not found. Give a JSONL file, a text file (one "
-        "document a line) or a folder of .txt files."
-    )
+    E041 = "Input '{path}' not found. Give a JSONL file, a text file (one document a line) or a folder of .txt files."

@@ -38,7 +38,9 @@ def require_extra() -> None:
         import seqeval  # noqa: F401
         import sklearn  # noqa: F401
     except ImportError as e:
-        raise ImportError(Errors.E025.format(command="spacy-longner evaluate", extra="evaluate", reason=reason(e))) from e
+        raise ImportError(
+            Errors.E025.format(command="spacy-longner evaluate", extra="evaluate", reason=reason(e))
+        ) from e
 
 
 def predict(nlp, gold_docs, batch_size: int):
@@ -95,7 +97,9 @@ def raw_text_scores(nlp, gold_docs, batch_size: int):
     out = {}
     for layout in RAW_LAYOUTS:
         texts, gold = zip(*(raw_text(d, layout) for d in gold_docs))
-        pred = [{(e.start_char, e.end_char, e.label_) for e in doc.ents} for doc in nlp.pipe(texts, batch_size=batch_size)]
+        pred = [
+            {(e.start_char, e.end_char, e.label_) for e in doc.ents} for doc in nlp.pipe(texts, batch_size=batch_size)
+        ]
         out[layout] = prf(gold, pred)
     return out
 
@@ -126,10 +130,26 @@ def render_sample(gold_docs, pred_docs, n: int) -> str:
     for i, (g, p) in enumerate(zip(gold_docs[:n], pred_docs[:n])):
         gold = {(e.start_char, e.end_char, e.label_) for e in g.ents}
         pred = {(e.start_char, e.end_char, e.label_) for e in p.ents}
-        pages.append({"text": g.text, "title": f"doc {i}: gold ({len(gold - pred)} missed)",
-                      "ents": [{"start": s, "end": e, "label": lab if (s, e, lab) in pred else f"MISSED {lab}"} for s, e, lab in sorted(gold)]})
-        pages.append({"text": p.text, "title": f"doc {i}: predicted ({len(pred - gold)} wrong)",
-                      "ents": [{"start": s, "end": e, "label": lab if (s, e, lab) in gold else f"WRONG {lab}"} for s, e, lab in sorted(pred)]})
+        pages.append(
+            {
+                "text": g.text,
+                "title": f"doc {i}: gold ({len(gold - pred)} missed)",
+                "ents": [
+                    {"start": s, "end": e, "label": lab if (s, e, lab) in pred else f"MISSED {lab}"}
+                    for s, e, lab in sorted(gold)
+                ],
+            }
+        )
+        pages.append(
+            {
+                "text": p.text,
+                "title": f"doc {i}: predicted ({len(pred - gold)} wrong)",
+                "ents": [
+                    {"start": s, "end": e, "label": lab if (s, e, lab) in gold else f"WRONG {lab}"}
+                    for s, e, lab in sorted(pred)
+                ],
+            }
+        )
     from spacy import displacy
 
     colors = {f"{kind} {t}": c for kind, c in ERROR_COLORS.items() for t in ("PER", "LOC", "ORG", "MISC")}
@@ -153,8 +173,15 @@ def plot_confusion(types, matrix, path: Path, title: str) -> None:
     ax.set_title(title)
     for i in range(len(types)):
         for j in range(len(types)):
-            ax.text(j, i, f"{matrix[i, j]}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{matrix[i, j]}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     fig.colorbar(im, ax=ax, label="share of gold row")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -170,10 +197,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", type=int, default=5, help="documents in the HTML page")
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument("--no-raw", action="store_true", help="skip the raw-text and spaCy-reader scores")
-    parser.add_argument("--setting", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override long_ner's component settings, e.g. decoding=conlleval (values as JSON, else strings)")
-    parser.add_argument("--model-setting", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override long_ner's model settings, e.g. context=document cut_at_sentences=false (values as JSON, else strings)")
+    parser.add_argument(
+        "--setting",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override long_ner's component settings, e.g. decoding=conlleval (values as JSON, else strings)",
+    )
+    parser.add_argument(
+        "--model-setting",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override long_ner's model settings, e.g. context=document cut_at_sentences=false (values as JSON, else strings)",
+    )
 
 
 def parse_settings(items) -> Dict[str, object]:
@@ -189,16 +226,34 @@ def parse_settings(items) -> Dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    evaluate_splits(args.model, args.corpus, args.output, splits=args.splits, batch_size=args.batch_size,
-                    sample=args.sample, gpu_id=args.gpu_id, raw=not args.no_raw,
-                    settings=parse_settings(args.setting), model_settings=parse_settings(args.model_setting))
+    evaluate_splits(
+        args.model,
+        args.corpus,
+        args.output,
+        splits=args.splits,
+        batch_size=args.batch_size,
+        sample=args.sample,
+        gpu_id=args.gpu_id,
+        raw=not args.no_raw,
+        settings=parse_settings(args.setting),
+        model_settings=parse_settings(args.model_setting),
+    )
     return 0
 
 
-def evaluate_splits(model: str, corpus: Path, output: Path, *, splits: Sequence[str] = ("dev", "test", "test_conllpp"),
-                    batch_size: int = 32, sample: int = 5, gpu_id: int = -1, raw: bool = True,
-                    settings: Optional[Dict[str, object]] = None,
-                    model_settings: Optional[Dict[str, object]] = None) -> Dict[str, dict]:
+def evaluate_splits(
+    model: str,
+    corpus: Path,
+    output: Path,
+    *,
+    splits: Sequence[str] = ("dev", "test", "test_conllpp"),
+    batch_size: int = 32,
+    sample: int = 5,
+    gpu_id: int = -1,
+    raw: bool = True,
+    settings: Optional[Dict[str, object]] = None,
+    model_settings: Optional[Dict[str, object]] = None,
+) -> Dict[str, dict]:
     """Write the seeds' reports for each split found in `corpus` to `output`;
     RETURNS the conlleval scores by split. `settings` and `model_settings`
     override long_ner's component and model settings for this run. A split
@@ -234,23 +289,39 @@ def evaluate_splits(model: str, corpus: Path, output: Path, *, splits: Sequence[
         n_words = sum(len(d) for d in gold_docs)
         table = format_conlleval(scores)
         (output / f"{split}.txt").write_text(
-            f"# {split}: {len(gold_docs)} documents, {n_words} tokens, model {model}\n\n"
-            f"{text_report}\n\n{table}\n", encoding="utf8")
-        result = {"split": split, "documents": len(gold_docs), "conlleval": scores,
-                  "token_report": data_report, "seqeval": check, "seqeval_agrees": agree,
-                  "seconds": seconds, "words_per_second": n_words / seconds if seconds else None}
+            f"# {split}: {len(gold_docs)} documents, {n_words} tokens, model {model}\n\n{text_report}\n\n{table}\n",
+            encoding="utf8",
+        )
+        result = {
+            "split": split,
+            "documents": len(gold_docs),
+            "conlleval": scores,
+            "token_report": data_report,
+            "seqeval": check,
+            "seqeval_agrees": agree,
+            "seconds": seconds,
+            "words_per_second": n_words / seconds if seconds else None,
+        }
         (output / f"{split}.json").write_text(json.dumps(result, indent=2), encoding="utf8")
         (output / f"{split}.html").write_text(render_sample(gold_docs, pred_docs, sample), encoding="utf8")
         types, matrix = token_confusion(gold, pred)
         plot_confusion(types, matrix, output / f"{split}_confusion.png", f"{split}: token entity types")
         print(f"\n== {split} ({n_words / seconds:.0f} words/s) ==\n{text_report}\n{table}")
         if raw:
-            raw_scores = {"gold_tokens_f1": scores["f1"], "raw_text": raw_text_scores(nlp, gold_docs, batch_size),
-                          "spacy_evaluate": spacy_reader_scores(nlp, path)}
+            raw_scores = {
+                "gold_tokens_f1": scores["f1"],
+                "raw_text": raw_text_scores(nlp, gold_docs, batch_size),
+                "spacy_evaluate": spacy_reader_scores(nlp, path),
+            }
             (output / f"{split}_raw.json").write_text(json.dumps(raw_scores, indent=2), encoding="utf8")
             lines = [f"gold tokens and sentences: F1 {scores['f1']:.2f}"]
-            lines += [f"raw text, {layout}: F1 {v['f1']:.2f} (P {v['precision']:.2f}, R {v['recall']:.2f})" for layout, v in raw_scores["raw_text"].items()]
-            lines.append(f"python -m spacy evaluate (spaCy's reader): ents_f {raw_scores['spacy_evaluate']['ents_f']:.2f}")
+            lines += [
+                f"raw text, {layout}: F1 {v['f1']:.2f} (P {v['precision']:.2f}, R {v['recall']:.2f})"
+                for layout, v in raw_scores["raw_text"].items()
+            ]
+            lines.append(
+                f"python -m spacy evaluate (spaCy's reader): ents_f {raw_scores['spacy_evaluate']['ents_f']:.2f}"
+            )
             with (output / f"{split}.txt").open("a", encoding="utf8") as f:
                 f.write("\n# plain strings, exact character spans\n" + "\n".join(lines) + "\n")
             print("\n".join(lines))

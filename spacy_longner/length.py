@@ -89,8 +89,11 @@ def too_long(nlp: Language, text: str) -> Optional[str]:
     if len(text) <= nlp.max_length:
         return None
     keepers = length_bound_components(nlp)
-    why = (f"which spaCy keeps for {', '.join(repr(k) for k in keepers)} (about 1 GB of memory per 100,000 "
-           "characters); split the text, remove those components, or raise nlp.max_length where the memory is there"
-           if keepers else "set for this pipeline; raise nlp.max_length or `max_length` of the callback "
-           f"{LENGTH_RULE} in [nlp.after_pipeline_creation]")
+    why = (
+        f"which spaCy keeps for {', '.join(repr(k) for k in keepers)} (about 1 GB of memory per 100,000 "
+        "characters); split the text, remove those components, or raise nlp.max_length where the memory is there"
+        if keepers
+        else "set for this pipeline; raise nlp.max_length or `max_length` of the callback "
+        f"{LENGTH_RULE} in [nlp.after_pipeline_creation]"
+    )
     return Errors.E036.format(length=len(text), max_length=nlp.max_length, why=why)

@@ -41,7 +41,9 @@ def is_listener(node, names) -> bool:
     return getattr(node, "name", None) == LISTENER_NAME and getattr(node, "upstream_name", None) in names
 
 
-def make_trf_data(wp_token: np.ndarray, input_ids: np.ndarray, hidden: np.ndarray, n_tokens: int, strings: Optional[List[str]] = None) -> Any:
+def make_trf_data(
+    wp_token: np.ndarray, input_ids: np.ndarray, hidden: np.ndarray, n_tokens: int, strings: Optional[List[str]] = None
+) -> Any:
     """A doc's TransformerData: its wordpieces as one sequence (the windows
     stitched, each wordpiece from the window that owns it), their hidden
     states (1, n_wp, width), and per token the indices of its wordpieces

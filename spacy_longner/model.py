@@ -82,8 +82,10 @@ class BufferLogits:
         logits = np.split(self.logits, cuts)
         hiddens = np.split(self.hidden, cuts) if self.hidden is not None else [None] * len(self.encs)
         keep_ids = self.hidden is not None
-        return [DocLogits(lg, enc.wp_token, enc.n_tokens, enc.input_ids if keep_ids else None, h)
-                for lg, enc, h in zip(logits, self.encs, hiddens)]
+        return [
+            DocLogits(lg, enc.wp_token, enc.n_tokens, enc.input_ids if keep_ids else None, h)
+            for lg, enc, h in zip(logits, self.encs, hiddens)
+        ]
 
 
 @serialize_attr.register(HFState)

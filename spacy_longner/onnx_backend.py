@@ -90,8 +90,12 @@ def graph_record(state: HFState) -> Dict[str, str]:
     """The `onnx` entry of a saved component's cfg: the graph file and the
     checksums that tie it to the weights beside it."""
     graph = fp32_graph(state)
-    return {"file": GRAPH_FILE, "graph_sha256": hashlib.sha256(graph).hexdigest(),
-            "weights_sha256": _derive(state, "weights_sha256", lambda: weights_sha256(state.hf_model)), "opset": OPSET}
+    return {
+        "file": GRAPH_FILE,
+        "graph_sha256": hashlib.sha256(graph).hexdigest(),
+        "weights_sha256": _derive(state, "weights_sha256", lambda: weights_sha256(state.hf_model)),
+        "opset": OPSET,
+    }
 
 
 def save_graph(state: HFState, folder: Path) -> Dict[str, str]:
@@ -113,10 +117,14 @@ def adopt_saved_graph(state: HFState, folder: Path, record: Optional[dict]) -> N
     if not isinstance(record, dict) or "graph_sha256" not in record or "weights_sha256" not in record:
         raise ValueError(Errors.E032.format(path=path, problem="the component's cfg has no checksums for it"))
     if hashlib.sha256(graph).hexdigest() != record["graph_sha256"]:
-        raise ValueError(Errors.E032.format(path=path, problem="the file is not the graph the cfg names (checksum differs)"))
+        raise ValueError(
+            Errors.E032.format(path=path, problem="the file is not the graph the cfg names (checksum differs)")
+        )
     weights = weights_sha256(state.hf_model)
     if weights != record["weights_sha256"]:
-        raise ValueError(Errors.E032.format(path=path, problem="it was exported from other weights than the ones beside it"))
+        raise ValueError(
+            Errors.E032.format(path=path, problem="it was exported from other weights than the ones beside it")
+        )
     state.derived["weights_sha256"] = weights
     state.derived["onnx_graph"] = graph
 
@@ -204,10 +212,23 @@ def export_checked(hf) -> bytes:
             with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
                 # The TorchScript exporter's deprecation and tracer warnings.
                 warnings.simplefilter("ignore")
-                torch.onnx.export(wrapper, _example(hf, *TRACE_SHAPE), str(path), input_names=list(INPUTS), output_names=list(OUTPUTS),
-                                  dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+                torch.onnx.export(
+                    wrapper,
+                    _example(hf, *TRACE_SHAPE),
+                    str(path),
+                    input_names=list(INPUTS),
+                    output_names=list(OUTPUTS),
+                    dynamic_axes=dynamic,
+                    opset_version=OPSET,
+                    dynamo=False,
+                    do_constant_folding=True,
+                )
         except Exception as e:  # any exporter failure is the family's
-            raise ValueError(Errors.E031.format(family=hf.config.model_type, problem=f"the export failed ({type(e).__name__}: {reason(e)[:300]})")) from e
+            raise ValueError(
+                Errors.E031.format(
+                    family=hf.config.model_type, problem=f"the export failed ({type(e).__name__}: {reason(e)[:300]})"
+                )
+            ) from e
         graph = path.read_bytes()
     check_graph(graph, hf)
     return graph
@@ -254,7 +275,7 @@ def _example(hf, batch: int, length: int, seed: int = 0) -> Tuple:
     ids = torch.from_numpy(rng.integers(0, vocab, size=(batch, length), dtype=np.int64))
     mask = torch.ones((batch, length), dtype=torch.int64)
     for row in range(1, batch):  # rows 1..b-1 padded, to different lengths
-        mask[row, length - row * length // (batch + 1):] = 0
+        mask[row, length - row * length // (batch + 1) :] = 0
     return ids, mask
 
 
@@ -274,11 +295,21 @@ def check_graph(graph: bytes, hf) -> None:
         try:
             got = sess.run([OUTPUTS[0]], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
         except Exception as e:  # onnxruntime raises its own exception types
-            raise ValueError(Errors.E031.format(family=family, problem=f"the graph fails at batch x length {shape[0]} x {shape[1]} ({reason(e)[:300]})")) from e
+            raise ValueError(
+                Errors.E031.format(
+                    family=family,
+                    problem=f"the graph fails at batch x length {shape[0]} x {shape[1]} ({reason(e)[:300]})",
+                )
+            ) from e
         valid = mask.numpy().astype(bool)
         diff = float(np.abs(got - want)[valid].max())
         if diff > TOLERANCE * max(1.0, float(np.abs(want[valid]).max())):
-            raise ValueError(Errors.E031.format(family=family, problem=f"at batch x length {shape[0]} x {shape[1]} its logits differ from the torch model's by up to {diff:.3g}"))
+            raise ValueError(
+                Errors.E031.format(
+                    family=family,
+                    problem=f"at batch x length {shape[0]} x {shape[1]} its logits differ from the torch model's by up to {diff:.3g}",
+                )
+            )
 
 
 # ---------------------------------------------------------------- int8
@@ -291,8 +322,11 @@ def kept_fp32_shapes(state: HFState, how: str) -> Set[Tuple[int, int]]:
     import torch
 
     quantized = quantized_linears(state.hf_model, how)
-    return {(m.in_features, m.out_features) for name, m in state.hf_model.named_modules()
-            if isinstance(m, torch.nn.Linear) and name not in quantized}
+    return {
+        (m.in_features, m.out_features)
+        for name, m in state.hf_model.named_modules()
+        if isinstance(m, torch.nn.Linear) and name not in quantized
+    }
 
 
 def quantize_graph(graph: bytes, keep_fp32: Set[Tuple[int, int]]) -> bytes:
@@ -319,8 +353,14 @@ def quantize_graph(graph: bytes, keep_fp32: Set[Tuple[int, int]]) -> bytes:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul"], nodes_to_exclude=exclude,
-                                 weight_type=QuantType.QInt8, per_channel=False)
+                quantize_dynamic(
+                    str(src),
+                    str(dst),
+                    op_types_to_quantize=["MatMul"],
+                    nodes_to_exclude=exclude,
+                    weight_type=QuantType.QInt8,
+                    per_channel=False,
+                )
         finally:
             root.setLevel(level)
             root.removeHandler(quiet)

@@ -108,8 +108,13 @@ def take_doc(preds: BufferPrediction, i: int, shift: int = 0) -> BufferPredictio
     n_tokens = int(preds.token_offsets[i + 1] - preds.token_offsets[i])
     return BufferPrediction(
         1,
-        EntityArrays(np.zeros(b - a, dtype=ents.doc.dtype), ents.start[a:b] + shift, ents.end[a:b] + shift,
-                     ents.type_id[a:b], ents.score[a:b]),
+        EntityArrays(
+            np.zeros(b - a, dtype=ents.doc.dtype),
+            ents.start[a:b] + shift,
+            ents.end[a:b] + shift,
+            ents.type_id[a:b],
+            ents.score[a:b],
+        ),
         preds.labels,
         np.array([shift, shift + n_tokens], dtype=np.int64),
         [preds.token_probs[i]] if preds.token_probs is not None else None,
@@ -129,16 +134,23 @@ class PieceJoiner:
         if not piece.whole:
             # Kept until the doc's last piece: 16 bytes an entity, not 40.
             e = part.entities
-            part.entities = EntityArrays(e.doc[:0], e.start.astype(np.int32), e.end.astype(np.int32),
-                                         e.type_id.astype(np.int32), e.score.astype(np.float32))
+            part.entities = EntityArrays(
+                e.doc[:0],
+                e.start.astype(np.int32),
+                e.end.astype(np.int32),
+                e.type_id.astype(np.int32),
+                e.score.astype(np.float32),
+            )
         self.parts.append(part)
 
     def prediction(self, n_tokens: int) -> BufferPrediction:
         """The whole doc's prediction."""
         parts = self.parts
         n = sum(len(p.entities.start) for p in parts)
-        ents = EntityArrays(np.zeros(n, dtype=parts[0].entities.doc.dtype),
-                            *(np.concatenate([getattr(p.entities, k) for p in parts]) for k in ("start", "end", "type_id", "score")))
+        ents = EntityArrays(
+            np.zeros(n, dtype=parts[0].entities.doc.dtype),
+            *(np.concatenate([getattr(p.entities, k) for p in parts]) for k in ("start", "end", "type_id", "score")),
+        )
         probs = [np.concatenate([p.token_probs[0] for p in parts])] if parts[0].token_probs is not None else None
         return BufferPrediction(1, ents, parts[0].labels, np.array([0, n_tokens], dtype=np.int64), probs)
 

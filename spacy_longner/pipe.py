@@ -58,6 +58,7 @@ runtime = "torch"
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_CONFIG)["model"]
 
+
 @Language.factory(
     "long_ner",
     default_config={
@@ -159,10 +160,22 @@ class LongNER(ListenedToMixin, TrainablePipe):
         scorer: Optional[Callable] = score_long_ner,
     ) -> None:
         self.cfg = component_settings(
-            name, aggregation=aggregation, scheme=scheme, decoding=decoding, label_map=label_map,
-            ignore_labels=ignore_labels, output=output, spans_key=spans_key, existing_ents=existing_ents,
-            token_probs=token_probs, loss_on=loss_on, max_grad_norm=max_grad_norm, buffer_words=buffer_words,
-            trim_heap=trim_heap, store_trf_data=store_trf_data, prefetch=prefetch,
+            name,
+            aggregation=aggregation,
+            scheme=scheme,
+            decoding=decoding,
+            label_map=label_map,
+            ignore_labels=ignore_labels,
+            output=output,
+            spans_key=spans_key,
+            existing_ents=existing_ents,
+            token_probs=token_probs,
+            loss_on=loss_on,
+            max_grad_norm=max_grad_norm,
+            buffer_words=buffer_words,
+            trim_heap=trim_heap,
+            store_trf_data=store_trf_data,
+            prefetch=prefetch,
         )
         if store_trf_data:
             require_spacy_transformers(name)
@@ -277,7 +290,9 @@ class LongNER(ListenedToMixin, TrainablePipe):
             model = self.model
             self.state  # load the checkpoint here, not in the thread
             overhead, budget = inference_overhead(model), inference_budget(model)
-            planned_buffers = prefetch(buffers, lambda ps: plan_buffer(model, [p.part for p in ps], overhead=overhead, budget=budget))
+            planned_buffers = prefetch(
+                buffers, lambda ps: plan_buffer(model, [p.part for p in ps], overhead=overhead, budget=budget)
+            )
         else:
             planned_buffers = ((ps, None) for ps in buffers)
         joiner = PieceJoiner()
@@ -318,12 +333,24 @@ class LongNER(ListenedToMixin, TrainablePipe):
         docs = list(docs)
         if not docs:
             return
-        write_buffer(docs, preds, output=self.cfg["output"], spans_key=self.cfg["spans_key"], existing=self.cfg["existing_ents"],
-                     model_labels=self.model_labels if preds.token_probs is not None else None)
+        write_buffer(
+            docs,
+            preds,
+            output=self.cfg["output"],
+            spans_key=self.cfg["spans_key"],
+            existing=self.cfg["existing_ents"],
+            model_labels=self.model_labels if preds.token_probs is not None else None,
+        )
 
     # ------------------------------------------------------------ training
 
-    def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *, nlp: Optional[Language] = None, labels: Optional[List[str]] = None) -> None:
+    def initialize(
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[List[str]] = None,
+    ) -> None:
         """Load the checkpoint (unless one is loaded already, e.g. from disk)
         and, given training data whose entity labels differ from the
         checkpoint's, build or resize the classification head for them.
@@ -334,7 +361,10 @@ class LongNER(ListenedToMixin, TrainablePipe):
         state = self.model.attrs["state"]
         if state is None:
             state = load_checkpoint(
-                self.model, self.model.attrs["name"], component=self.name, allow_no_head=get_examples is not None or labels is not None
+                self.model,
+                self.model.attrs["name"],
+                component=self.name,
+                allow_no_head=get_examples is not None or labels is not None,
             )
         if labels is None and get_examples is not None:
             validate_examples(get_examples(), "LongNER.initialize")
@@ -345,7 +375,14 @@ class LongNER(ListenedToMixin, TrainablePipe):
         if nlp is not None:
             follow_output_in_score_weights(nlp, self.name, self.cfg["output"], self.cfg["spans_key"])
 
-    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
         """Token-classification cross-entropy on each token's first wordpiece
         (or all its wordpieces, `loss_on = "all"`). Dropout is the
         checkpoint's own (its config's *dropout_prob settings); `drop` is
@@ -375,7 +412,9 @@ class LongNER(ListenedToMixin, TrainablePipe):
         self.model.finish_update(sgd)
 
     def get_loss(self, examples: Iterable[Example], outputs) -> "tuple[float, List]":
-        loss, grads, unknown = token_classification_loss(examples, outputs, self.tagset, self.cfg["loss_on"], self.model.ops.xp)
+        loss, grads, unknown = token_classification_loss(
+            examples, outputs, self.tagset, self.cfg["loss_on"], self.model.ops.xp
+        )
         if unknown:
             warnings.warn(Warnings.W001.format(n=sum(unknown.values()), labels=", ".join(sorted(unknown))))
         return loss, grads

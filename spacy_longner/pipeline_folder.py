@@ -55,7 +55,12 @@ def load_component(model: Model, path: Path, component: str) -> HFState:
     check_pipeline_weights(folder)
     state = load_checkpoint(model, str(folder), component=component, local=True, safetensors_only=True)
     if "model_labels" in saved and saved["model_labels"] != state.labels:
-        raise ValueError(Errors.E019.format(path=path / "cfg", problem=f"its model_labels {saved['model_labels']!r} differ from the saved model's {state.labels!r}"))
+        raise ValueError(
+            Errors.E019.format(
+                path=path / "cfg",
+                problem=f"its model_labels {saved['model_labels']!r} differ from the saved model's {state.labels!r}",
+            )
+        )
     if model.attrs["runtime"] == "onnx":
         from .onnx_backend import adopt_saved_graph
 

@@ -39,7 +39,9 @@ class BufferPrediction:
         return np.searchsorted(self.entities.doc, np.arange(self.n_docs + 1))
 
 
-def label_table(types: Sequence[str], label_map: Dict[str, str], ignore_labels: Sequence[str]) -> Tuple[List[str], np.ndarray]:
+def label_table(
+    types: Sequence[str], label_map: Dict[str, str], ignore_labels: Sequence[str]
+) -> Tuple[List[str], np.ndarray]:
     """The label of each entity type after `label_map`, and which types are
     kept (`ignore_labels` names types before mapping)."""
     ignored = set(ignore_labels)
@@ -71,7 +73,9 @@ def predict_entities(
     # Each wordpiece's token in the buffer: its token in its doc plus the
     # doc's offset (one repeat, not an addition per doc).
     n_wp = np.fromiter((enc.n_wp for enc in encs), dtype=np.int64, count=len(encs))
-    wp_token = np.concatenate([np.zeros(0, np.int64)] + [enc.wp_token for enc in encs]) + np.repeat(doc_offsets[:-1], n_wp)
+    wp_token = np.concatenate([np.zeros(0, np.int64)] + [enc.wp_token for enc in encs]) + np.repeat(
+        doc_offsets[:-1], n_wp
+    )
     probs, visible = token_probs(out.logits, wp_token, int(doc_offsets[-1]), cfg["aggregation"])
     _, ents = decode_buffer(probs, visible, doc_offsets, tagset, decoding=cfg["decoding"])
     if not keep_type.all():

@@ -55,7 +55,14 @@ def conlleval(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[s
     g_count, p_count, c_count = (Counter(x[3] for x in s) for s in (gold, pred, correct))
     for t in sorted(set(g_count) | set(p_count)):
         tp, tr, tf = _prf(c_count[t], p_count[t], g_count[t])
-        by_type[t] = {"precision": tp, "recall": tr, "f1": tf, "found": p_count[t], "gold": g_count[t], "correct": c_count[t]}
+        by_type[t] = {
+            "precision": tp,
+            "recall": tr,
+            "f1": tf,
+            "found": p_count[t],
+            "gold": g_count[t],
+            "correct": c_count[t],
+        }
     return {
         "tokens": n_tokens,
         "phrases": len(gold),
@@ -85,7 +92,9 @@ def format_conlleval(scores: Dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def token_report(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]) -> Tuple[str, Dict[str, object]]:
+def token_report(
+    gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]
+) -> Tuple[str, Dict[str, object]]:
     """scikit-learn's classification report over tokens (per tag; accuracy;
     macro and weighted averages), as text and as a dict."""
     from sklearn.metrics import classification_report
@@ -98,8 +107,11 @@ def token_report(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequenc
     return text, data
 
 
-def token_confusion(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]) -> Tuple[List[str], np.ndarray]:
+def token_confusion(
+    gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]
+) -> Tuple[List[str], np.ndarray]:
     """Entity-type confusion over tokens (type of the tag, O for outside)."""
+
     def typ(t: str) -> str:
         return t[2:] if t != "O" else "O"
 

@@ -156,5 +156,8 @@ def quantized_linears(hf_model, how: str) -> Set[str]:
     config = hf_model.config
     inter, hidden = getattr(config, "intermediate_size", None), getattr(config, "hidden_size", None)
     head = find_classifier(hf_model)
-    return {name for name, m in linears.items()
-            if m is not head and not (m.in_features == inter and m.out_features == hidden)}
+    return {
+        name
+        for name, m in linears.items()
+        if m is not head and not (m.in_features == inter and m.out_features == hidden)
+    }

@@ -72,7 +72,9 @@ def entity_scores(doc: Doc, spans_key: str = "long_ner") -> List[Optional[float]
     return [scores.get((e.start, e.end, e.label_)) for e in doc.ents]
 
 
-def entity_dicts(doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[str, str] = ("start_char", "end_char")) -> List[Dict[str, object]]:
+def entity_dicts(
+    doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[str, str] = ("start_char", "end_char")
+) -> List[Dict[str, object]]:
     """The entities of `doc.ents` as dicts: text, label, character offsets
     (end exclusive) under `offset_keys`, and confidence."""
     return list(iter_entity_dicts(doc, spans_key, offset_keys))
@@ -82,7 +84,9 @@ def entity_dicts(doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[str, 
 DICT_CHUNK = 4096
 
 
-def iter_entity_dicts(doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[str, str] = ("start_char", "end_char")) -> Iterator[Dict[str, object]]:
+def iter_entity_dicts(
+    doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[str, str] = ("start_char", "end_char")
+) -> Iterator[Dict[str, object]]:
     """`entity_dicts`, one entity at a time, read from the doc's arrays: a
     book's entities are never all Span objects or dicts at once (doc.ents
     makes a Span of each)."""
@@ -103,16 +107,28 @@ def iter_entity_dicts(doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[
     names: Dict[int, str] = {}
     start_key, end_key = offset_keys
     for c in range(0, len(starts), DICT_CHUNK):
-        chunk = zip(starts[c : c + DICT_CHUNK].tolist(), ends[c : c + DICT_CHUNK].tolist(), labels[c : c + DICT_CHUNK].tolist(),
-                    scores[c : c + DICT_CHUNK])
+        chunk = zip(
+            starts[c : c + DICT_CHUNK].tolist(),
+            ends[c : c + DICT_CHUNK].tolist(),
+            labels[c : c + DICT_CHUNK].tolist(),
+            scores[c : c + DICT_CHUNK],
+        )
         for s, e, label, score in chunk:
             if label not in names:
                 names[label] = doc.vocab.strings[label]
             span = doc[s:e]
-            yield {"text": span.text, "label": names[label], start_key: span.start_char, end_key: span.end_char, "score": score}
+            yield {
+                "text": span.text,
+                "label": names[label],
+                start_key: span.start_char,
+                end_key: span.end_char,
+                "score": score,
+            }
 
 
-def _group_scores(doc: Doc, spans_key: str, starts: np.ndarray, ends: np.ndarray, types: np.ndarray) -> List[Optional[float]]:
+def _group_scores(
+    doc: Doc, spans_key: str, starts: np.ndarray, ends: np.ndarray, types: np.ndarray
+) -> List[Optional[float]]:
     """The confidence of each entity (token offsets, label hashes) from the
     span group `spans_key`; None for an entity the group does not hold (one
     kept from an EntityRuler, say)."""
@@ -121,7 +137,9 @@ def _group_scores(doc: Doc, spans_key: str, starts: np.ndarray, ends: np.ndarray
     group_scores = group.attrs.get("scores", []) if group is not None else []
     if group is None or not len(group) or len(group_scores) != len(group):
         return found
-    g = np.fromiter((v for sp in group for v in (sp.start, sp.end, sp.label)), dtype=np.uint64, count=3 * len(group)).reshape(-1, 3)
+    g = np.fromiter(
+        (v for sp in group for v in (sp.start, sp.end, sp.label)), dtype=np.uint64, count=3 * len(group)
+    ).reshape(-1, 3)
     order = np.argsort(g[:, 0], kind="stable")
     g_start = g[order, 0].astype(np.int64)
     at = np.clip(np.searchsorted(g_start, starts), 0, len(g_start) - 1)

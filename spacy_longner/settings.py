@@ -48,11 +48,25 @@ def component_settings(
         ("prefetch", prefetch, PREFETCH),
     ):
         if value not in options:
-            raise ValueError(Errors.E010.format(value=value, setting=f"[components.{name}] {setting}", options=", ".join(options)))
+            raise ValueError(
+                Errors.E010.format(value=value, setting=f"[components.{name}] {setting}", options=", ".join(options))
+            )
     if not max_grad_norm >= 0:
-        raise ValueError(Errors.E010.format(value=max_grad_norm, setting=f"[components.{name}] max_grad_norm", options="a number >= 0 (0: no clipping)"))
+        raise ValueError(
+            Errors.E010.format(
+                value=max_grad_norm,
+                setting=f"[components.{name}] max_grad_norm",
+                options="a number >= 0 (0: no clipping)",
+            )
+        )
     if not isinstance(buffer_words, int) or buffer_words < 0:
-        raise ValueError(Errors.E010.format(value=buffer_words, setting=f"[components.{name}] buffer_words", options="an integer >= 0 (0: nlp.pipe's batch_size)"))
+        raise ValueError(
+            Errors.E010.format(
+                value=buffer_words,
+                setting=f"[components.{name}] buffer_words",
+                options="an integer >= 0 (0: nlp.pipe's batch_size)",
+            )
+        )
     return {
         "aggregation": aggregation,
         "scheme": scheme,

@@ -44,8 +44,12 @@ def doc_entities(doc, spans_key: str) -> List[dict]:
 def doc_token_tags(doc) -> List[dict]:
     """Per-token IOB tags (B-PER, I-PER, O), like Spark NLP's NerConverter input."""
     return [
-        {"token": t.text, "start": t.idx, "end": t.idx + len(t.text),
-         "tag": f"{t.ent_iob_}-{t.ent_type_}" if t.ent_type_ else "O"}
+        {
+            "token": t.text,
+            "start": t.idx,
+            "end": t.idx + len(t.text),
+            "tag": f"{t.ent_iob_}-{t.ent_type_}" if t.ent_type_ else "O",
+        }
         for t in doc
     ]
 
@@ -112,10 +116,17 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
     texts = [d.text for d in DocBin().from_disk(args.corpus).get_docs(spacy.blank("en").vocab)]
-    spark = (SparkSession.builder.master(args.master).appName("spacy-longner")
-             .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-             .config("spark.ui.enabled", "false").getOrCreate())
-    df = spark.createDataFrame([(i, t) for i, t in enumerate(texts)], "id long, text string").repartition(args.partitions)
+    spark = (
+        SparkSession.builder.master(args.master)
+        .appName("spacy-longner")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    df = spark.createDataFrame([(i, t) for i, t in enumerate(texts)], "id long, text string").repartition(
+        args.partitions
+    )
     out = extract_entities(df, args.pipeline, token_tags_col="ner_tags")
     out.write.mode("overwrite").parquet(args.output)
     n = spark.read.parquet(args.output).count()

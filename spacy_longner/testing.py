@@ -32,7 +32,15 @@ def read_conll_sentences(path: Path, limit: Optional[int] = None) -> List[List[t
 
 
 _NAMES = {
-    "PER": ["Peter Blackburn", "Werner Zwingmann", "Maria Müller", "José", "Nikolaus van der Pas", "Franz Fischler", "Hendrix"],
+    "PER": [
+        "Peter Blackburn",
+        "Werner Zwingmann",
+        "Maria Müller",
+        "José",
+        "Nikolaus van der Pas",
+        "Franz Fischler",
+        "Hendrix",
+    ],
     "LOC": ["Brussels", "Germany", "Britain", "São Paulo", "Zürich", "New York", "Frankfurt am Main", "Tokyo"],
     "ORG": ["European Commission", "European Union", "Bundesbank", "Reuters", "Commission", "Bayer Leverkusen"],
     "MISC": ["German", "British", "European", "Olympic", "Russian-born", "Euro 96"],
@@ -84,7 +92,9 @@ def _iob1(tags: Sequence[str]) -> List[str]:
     return out
 
 
-def write_synthetic_conll(folder: Path, *, sentences_per_doc: int = 8, docs: Sequence[int] = (12, 4, 4, 4), seed: int = 0) -> Path:
+def write_synthetic_conll(
+    folder: Path, *, sentences_per_doc: int = 8, docs: Sequence[int] = (12, 4, 4, 4), seed: int = 0
+) -> Path:
     """CoNLL-2003-shaped files (train, dev, test in IOB1; test_conllpp in
     IOB2) of synthetic sentences, for tests and examples that must run
     without the real data."""
@@ -122,7 +132,8 @@ def train_tokenizer(kind: str, lines: Sequence[str], vocab_size: int = 600):
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         tok.train_from_iterator(lines, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
         tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B [SEP]",
             special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
         )
         tok.decoder = decoders.WordPiece()
@@ -133,23 +144,37 @@ def train_tokenizer(kind: str, lines: Sequence[str], vocab_size: int = 600):
         tok = Tokenizer(models.Unigram())
         # As a real ALBERT tokenizer (keep_accents=False, do_lower_case=True):
         # transformers 5 rebuilds this normalizer from those settings.
-        tok.normalizer = normalizers.Sequence([
-            normalizers.Replace("``", '"'), normalizers.Replace("''", '"'),
-            normalizers.NFKD(), normalizers.StripAccents(), normalizers.Lowercase(),
-        ])
+        tok.normalizer = normalizers.Sequence(
+            [
+                normalizers.Replace("``", '"'),
+                normalizers.Replace("''", '"'),
+                normalizers.NFKD(),
+                normalizers.StripAccents(),
+                normalizers.Lowercase(),
+            ]
+        )
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
-        tok.train_from_iterator(lines, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>"))
+        tok.train_from_iterator(
+            lines, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>")
+        )
         tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B [SEP]",
             special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
         )
         tok.decoder = decoders.Metaspace()
         from transformers import AlbertTokenizerFast
 
         return AlbertTokenizerFast(
-            tokenizer_object=tok, do_lower_case=True, model_max_length=512,
-            pad_token="<pad>", unk_token="<unk>", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+            tokenizer_object=tok,
+            do_lower_case=True,
+            model_max_length=512,
+            pad_token="<pad>",
+            unk_token="<unk>",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
         )
     if kind == "longformer":
         tok = Tokenizer(models.BPE())
@@ -157,15 +182,28 @@ def train_tokenizer(kind: str, lines: Sequence[str], vocab_size: int = 600):
         specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
         tok.train_from_iterator(
             lines,
-            trainers.BpeTrainer(vocab_size=vocab_size + 100, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+            trainers.BpeTrainer(
+                vocab_size=vocab_size + 100,
+                special_tokens=specials,
+                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            ),
         )
-        tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
+        tok.post_processor = processors.RobertaProcessing(
+            ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>"))
+        )
         tok.decoder = decoders.ByteLevel()
         from transformers import LongformerTokenizerFast
 
         return LongformerTokenizerFast(
-            tokenizer_object=tok, model_max_length=4096, bos_token="<s>", eos_token="</s>",
-            sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+            tokenizer_object=tok,
+            model_max_length=4096,
+            bos_token="<s>",
+            eos_token="</s>",
+            sep_token="</s>",
+            cls_token="<s>",
+            unk_token="<unk>",
+            pad_token="<pad>",
+            mask_token="<mask>",
         )
     raise ValueError(kind)
 
@@ -200,8 +238,14 @@ def build_checkpoint(
     # Longformer can't run with no layers (its padding reads the per-layer
     # attention windows): it gets one layer whose attention output is zeroed.
     n_layers = (1 if kind == "longformer" else 0) if context_free else 2
-    common = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=n_layers, num_attention_heads=2,
-                  intermediate_size=2 * hidden_size, pad_token_id=tokenizer.pad_token_id)
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=n_layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     if labels is not None:
         common.update(id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)})
     if kind == "bert":
@@ -209,8 +253,9 @@ def build_checkpoint(
     elif kind == "albert":
         config = AlbertConfig(max_position_embeddings=512, embedding_size=16, num_hidden_groups=1, **common)
     else:
-        config = LongformerConfig(max_position_embeddings=4098, attention_window=8, bos_token_id=0, eos_token_id=2,
-                                  sep_token_id=2, **common)
+        config = LongformerConfig(
+            max_position_embeddings=4098, attention_window=8, bos_token_id=0, eos_token_id=2, sep_token_id=2, **common
+        )
     model = (AutoModelForTokenClassification if head else AutoModel).from_config(config)
     base = getattr(model, model.base_model_prefix, model)
     with torch.no_grad():
@@ -232,8 +277,6 @@ def build_checkpoint(
     return path
 
 
-
-
 def main() -> None:
     import argparse
 
@@ -244,11 +287,22 @@ def main() -> None:
     parser.add_argument("--hidden-size", type=int, default=32)
     parser.add_argument("--vocab-size", type=int, default=600)
     parser.add_argument("--o-bias", type=float, default=0.0, help="added to the head's bias for O")
-    parser.add_argument("--pipeline", type=Path, default=None,
-                        help="also save a spaCy pipeline (blank English + long_ner on the checkpoint) here")
+    parser.add_argument(
+        "--pipeline",
+        type=Path,
+        default=None,
+        help="also save a spaCy pipeline (blank English + long_ner on the checkpoint) here",
+    )
     args = parser.parse_args()
-    build_checkpoint(args.output, args.kind, None if args.no_head else IOB2_LABELS, head=not args.no_head,
-                     hidden_size=args.hidden_size, vocab_size=args.vocab_size, o_bias=args.o_bias)
+    build_checkpoint(
+        args.output,
+        args.kind,
+        None if args.no_head else IOB2_LABELS,
+        head=not args.no_head,
+        hidden_size=args.hidden_size,
+        vocab_size=args.vocab_size,
+        o_bias=args.o_bias,
+    )
     print(f"saved a tiny {args.kind} checkpoint to {args.output}")
     if args.pipeline is not None:
         import spacy

@@ -45,7 +45,9 @@ def fit_head(state: HFState, labels: Optional[Sequence[str]], added: Sequence[st
         resize_head(state, tag_labels(sorted(wanted), train_scheme(state, scheme)))
 
 
-def token_classification_loss(examples: Iterable[Example], outputs, tagset: TagSet, loss_on: str, xp) -> Tuple[float, List, Dict[str, int]]:
+def token_classification_loss(
+    examples: Iterable[Example], outputs, tagset: TagSet, loss_on: str, xp
+) -> Tuple[float, List, Dict[str, int]]:
     """Cross-entropy of the model's wordpiece logits against the gold tags,
     averaged over the wordpieces that count: each token's first
     (`loss_on = "first"`) or all of its wordpieces ("all").

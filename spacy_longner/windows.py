@@ -43,9 +43,7 @@ def sliding_windows(n: int, window: int, stride: int, offset: int = 0) -> Window
     context is largest there).
     """
     if n <= 0:
-        return WindowPlan(
-            np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        )
+        return WindowPlan(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     if n <= window:
         # One window (every sentence, most short documents): it owns all.
         return WindowPlan(np.array([offset], np.int64), np.array([n + offset], np.int64), np.zeros(n, np.int64))
@@ -189,6 +187,4 @@ def sentence_windows(
             run = (a, b)
     if run is not None:
         add(*run)
-    return WindowPlan(
-        np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), owner
-    )
+    return WindowPlan(np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), owner)

@@ -28,7 +28,9 @@ IOB_MISSING, IOB_I, IOB_O, IOB_B = 0, 1, 2, 3
 ENT_ATTRS = [ENT_IOB, ENT_TYPE]
 
 
-def ent_rows(doc_offsets: np.ndarray, doc: np.ndarray, starts: np.ndarray, ends: np.ndarray, label_hashes: np.ndarray) -> np.ndarray:
+def ent_rows(
+    doc_offsets: np.ndarray, doc: np.ndarray, starts: np.ndarray, ends: np.ndarray, label_hashes: np.ndarray
+) -> np.ndarray:
     """(n_tokens, 2) uint64 ENT_IOB/ENT_TYPE rows for the tokens of many docs
     (their offsets in `doc_offsets`), every token O but the entities'.
     Slicing a doc's rows and `doc.from_array(ENT_ATTRS, rows)` writes its
@@ -132,8 +134,9 @@ def write_buffer(
                 chosen = a + np.flatnonzero(written)
         # The span group holds the entities written (all of them, but with
         # "keep"/"fill" only those that did not clash).
-        doc.spans[spans_key] = span_group(doc, spans_key, ents.start[chosen], ents.end[chosen], label_hashes[chosen],
-                                          ents.score[chosen])
+        doc.spans[spans_key] = span_group(
+            doc, spans_key, ents.start[chosen], ents.end[chosen], label_hashes[chosen], ents.score[chosen]
+        )
         if preds.token_probs is not None:
             doc._.set(TOKEN_PROBS_ATTR, preds.token_probs[i])
             doc._.set(TOKEN_LABELS_ATTR, model_labels)
@@ -147,13 +150,18 @@ def write_buffer(
 SPAN_CHUNK = 65536
 
 
-def span_group(doc: Doc, key: str, starts: np.ndarray, ends: np.ndarray, label_hashes: np.ndarray,
-               scores: np.ndarray) -> SpanGroup:
+def span_group(
+    doc: Doc, key: str, starts: np.ndarray, ends: np.ndarray, label_hashes: np.ndarray, scores: np.ndarray
+) -> SpanGroup:
     """The span group `key` of a doc's entities, their confidences in
     `attrs["scores"]`."""
+
     def spans(c: int) -> List[Span]:
         chunk = slice(c, c + SPAN_CHUNK)
-        return [Span(doc, s, e, label=h) for s, e, h in zip(starts[chunk].tolist(), ends[chunk].tolist(), label_hashes[chunk].tolist())]
+        return [
+            Span(doc, s, e, label=h)
+            for s, e, h in zip(starts[chunk].tolist(), ends[chunk].tolist(), label_hashes[chunk].tolist())
+        ]
 
     group = SpanGroup(doc, name=key, attrs={"scores": scores.tolist()}, spans=spans(0))
     for c in range(SPAN_CHUNK, len(starts), SPAN_CHUNK):

@@ -21,6 +21,7 @@ from spacy_longner.testing import (  # noqa: F401
     write_synthetic_conll,
 )
 
+
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory):
     """Lazily built checkpoints, one per (kind, labels, context_free, head)."""
@@ -31,8 +32,9 @@ def checkpoints(tmp_path_factory):
         key = (kind, tuple(labels) if labels is not None else None, context_free, head)
         if key not in cache:
             path = root / f"{kind}-{len(cache)}"
-            cache[key] = build_checkpoint(path, kind, list(labels) if labels is not None else None,
-                                          context_free=context_free, head=head)
+            cache[key] = build_checkpoint(
+                path, kind, list(labels) if labels is not None else None, context_free=context_free, head=head
+            )
         return cache[key]
 
     return get
@@ -80,7 +82,26 @@ def make_nlp(path, **model_cfg):
     import spacy
 
     nlp = spacy.blank("en")
-    cfg = {k: v for k, v in model_cfg.items() if k in ("aggregation", "decoding", "label_map", "ignore_labels", "output", "spans_key", "existing_ents", "token_probs", "scheme", "buffer_words", "max_grad_norm", "prefetch", "trim_heap")}
+    cfg = {
+        k: v
+        for k, v in model_cfg.items()
+        if k
+        in (
+            "aggregation",
+            "decoding",
+            "label_map",
+            "ignore_labels",
+            "output",
+            "spans_key",
+            "existing_ents",
+            "token_probs",
+            "scheme",
+            "buffer_words",
+            "max_grad_norm",
+            "prefetch",
+            "trim_heap",
+        )
+    }
     model = {k: v for k, v in model_cfg.items() if k not in cfg}
     nlp.add_pipe("long_ner", config={"model": {"name": str(path), **model}, **cfg})
     return nlp
@@ -123,4 +144,3 @@ def fail_on(pipe, marker):
         return real_predict(docs, **kwargs)
 
     pipe.predict = predict
-

@@ -43,8 +43,10 @@ def predict(folder: Path) -> dict:
     out = {"transformers": transformers.__version__}
     for kind in KINDS:
         nlp = spacy.load(folder / kind)
-        out[kind] = [[[e.start, e.end, e.label_, s] for e, s in zip(d.ents, d.spans["long_ner"].attrs["scores"])]
-                     for d in nlp.pipe(TEXTS)]
+        out[kind] = [
+            [[e.start, e.end, e.label_, s] for e, s in zip(d.ents, d.spans["long_ner"].attrs["scores"])]
+            for d in nlp.pipe(TEXTS)
+        ]
     return out
 
 

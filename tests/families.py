@@ -18,10 +18,14 @@ def _wordpiece(lines: Sequence[str], lowercase: bool = False):
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(lines, trainers.WordPieceTrainer(vocab_size=600, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    tok.train_from_iterator(
+        lines, trainers.WordPieceTrainer(vocab_size=600, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    )
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
     tok.decoder = decoders.WordPiece()
     return tok, dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
@@ -35,7 +39,9 @@ def _unigram(lines: Sequence[str], template: str, specials: Dict[str, str]):
     tok.normalizer = normalizers.Sequence([normalizers.Replace("``", '"'), normalizers.Replace("''", '"')])
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     names = list(dict.fromkeys(specials.values()))
-    tok.train_from_iterator(lines, trainers.UnigramTrainer(vocab_size=600, special_tokens=names, unk_token=specials["unk_token"]))
+    tok.train_from_iterator(
+        lines, trainers.UnigramTrainer(vocab_size=600, special_tokens=names, unk_token=specials["unk_token"])
+    )
     cls, sep = specials.get("cls_token"), specials.get("sep_token")
     if template == "cls_sep":
         single = f"{cls} $A {sep}"
@@ -45,7 +51,8 @@ def _unigram(lines: Sequence[str], template: str, specials: Dict[str, str]):
     else:
         single, pair = f"$A {sep} {cls}", f"$A {sep} $B {sep} {cls}"
     tok.post_processor = processors.TemplateProcessing(
-        single=single, pair=pair, special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
+        single=single, pair=pair, special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))]
+    )
     tok.decoder = decoders.Metaspace()
     return tok, specials
 
@@ -56,18 +63,30 @@ def _byte_bpe(lines: Sequence[str], specials: Dict[str, str], roberta: bool = Tr
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     names = list(dict.fromkeys(specials.values()))
-    tok.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=700, special_tokens=names,
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        lines,
+        trainers.BpeTrainer(vocab_size=700, special_tokens=names, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+    )
     if roberta:
-        tok.post_processor = processors.RobertaProcessing((specials["sep_token"], tok.token_to_id(specials["sep_token"])),
-                                                          (specials["cls_token"], tok.token_to_id(specials["cls_token"])))
+        tok.post_processor = processors.RobertaProcessing(
+            (specials["sep_token"], tok.token_to_id(specials["sep_token"])),
+            (specials["cls_token"], tok.token_to_id(specials["cls_token"])),
+        )
     else:
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
     tok.decoder = decoders.ByteLevel()
     return tok, specials
 
 
-ROBERTA_SPECIALS = dict(bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>", mask_token="<mask>", cls_token="<s>", sep_token="</s>")
+ROBERTA_SPECIALS = dict(
+    bos_token="<s>",
+    pad_token="<pad>",
+    eos_token="</s>",
+    unk_token="<unk>",
+    mask_token="<mask>",
+    cls_token="<s>",
+    sep_token="</s>",
+)
 SPM_CLS_SEP = dict(pad_token="<pad>", unk_token="<unk>", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
@@ -84,32 +103,88 @@ def _family_specs() -> Dict[str, Callable]:
             cfg.update(extra_config or {})
             cfg.update(vocab_size=len(hf_tok), pad_token_id=hf_tok.pad_token_id)
             return config_cls(**cfg), hf_tok
+
         return make
 
     return {
         "bert": spec(t.BertConfig, t.BertTokenizerFast, _wordpiece),
-        "distilbert": spec(t.DistilBertConfig, t.DistilBertTokenizerFast, _wordpiece,
-                           dict(dim=WIDTH, n_layers=2, n_heads=2, hidden_dim=2 * WIDTH), common_config=False),
-        "electra": spec(t.ElectraConfig, t.ElectraTokenizerFast, lambda lines: _wordpiece(lines, lowercase=True),
-                        dict(embedding_size=16)),
-        "funnel": spec(t.FunnelConfig, t.FunnelTokenizerFast, _wordpiece,
-                       dict(block_sizes=[1, 1], d_model=WIDTH, n_head=2, d_head=16, d_inner=2 * WIDTH), common_config=False),
-        "roberta": spec(t.RobertaConfig, t.RobertaTokenizerFast, lambda lines: _byte_bpe(lines, ROBERTA_SPECIALS),
-                        dict(max_position_embeddings=514), extra_tokenizer=dict(add_prefix_space=True)),
-        "xlm-roberta": spec(t.XLMRobertaConfig, t.XLMRobertaTokenizerFast,
-                            lambda lines: _unigram(lines, "s_end", {k: v for k, v in ROBERTA_SPECIALS.items()}),
-                            dict(max_position_embeddings=514)),
-        "deberta-v2": spec(t.DebertaV2Config, t.DebertaV2TokenizerFast, lambda lines: _unigram(lines, "cls_sep", SPM_CLS_SEP)),
-        "big_bird": spec(t.BigBirdConfig, t.BigBirdTokenizerFast,
-                         lambda lines: _unigram(lines, "cls_sep", SPM_CLS_SEP), dict(attention_type="original_full")),
-        "xlnet": spec(t.XLNetConfig, t.XLNetTokenizerFast,
-                      lambda lines: _unigram(lines, "end_sep_cls", dict(pad_token="<pad>", unk_token="<unk>", cls_token="<cls>", sep_token="<sep>", mask_token="<mask>")),
-                      dict(d_model=WIDTH, n_layer=2, n_head=2, d_inner=2 * WIDTH), common_config=False),
-        "modernbert": spec(t.ModernBertConfig, t.PreTrainedTokenizerFast, lambda lines: _byte_bpe(lines, dict(ROBERTA_SPECIALS, cls_token="<s>")),
-                           dict(global_attn_every_n_layers=1), extra_tokenizer=dict(add_prefix_space=True)),
-        "gpt2": spec(t.GPT2Config, t.GPT2TokenizerFast,
-                     lambda lines: _byte_bpe(lines, dict(bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>", pad_token="<|endoftext|>"), roberta=False),
-                     dict(n_embd=WIDTH, n_layer=2, n_head=2, n_positions=512), common_config=False, extra_tokenizer=dict(add_prefix_space=True)),
+        "distilbert": spec(
+            t.DistilBertConfig,
+            t.DistilBertTokenizerFast,
+            _wordpiece,
+            dict(dim=WIDTH, n_layers=2, n_heads=2, hidden_dim=2 * WIDTH),
+            common_config=False,
+        ),
+        "electra": spec(
+            t.ElectraConfig,
+            t.ElectraTokenizerFast,
+            lambda lines: _wordpiece(lines, lowercase=True),
+            dict(embedding_size=16),
+        ),
+        "funnel": spec(
+            t.FunnelConfig,
+            t.FunnelTokenizerFast,
+            _wordpiece,
+            dict(block_sizes=[1, 1], d_model=WIDTH, n_head=2, d_head=16, d_inner=2 * WIDTH),
+            common_config=False,
+        ),
+        "roberta": spec(
+            t.RobertaConfig,
+            t.RobertaTokenizerFast,
+            lambda lines: _byte_bpe(lines, ROBERTA_SPECIALS),
+            dict(max_position_embeddings=514),
+            extra_tokenizer=dict(add_prefix_space=True),
+        ),
+        "xlm-roberta": spec(
+            t.XLMRobertaConfig,
+            t.XLMRobertaTokenizerFast,
+            lambda lines: _unigram(lines, "s_end", {k: v for k, v in ROBERTA_SPECIALS.items()}),
+            dict(max_position_embeddings=514),
+        ),
+        "deberta-v2": spec(
+            t.DebertaV2Config, t.DebertaV2TokenizerFast, lambda lines: _unigram(lines, "cls_sep", SPM_CLS_SEP)
+        ),
+        "big_bird": spec(
+            t.BigBirdConfig,
+            t.BigBirdTokenizerFast,
+            lambda lines: _unigram(lines, "cls_sep", SPM_CLS_SEP),
+            dict(attention_type="original_full"),
+        ),
+        "xlnet": spec(
+            t.XLNetConfig,
+            t.XLNetTokenizerFast,
+            lambda lines: _unigram(
+                lines,
+                "end_sep_cls",
+                dict(pad_token="<pad>", unk_token="<unk>", cls_token="<cls>", sep_token="<sep>", mask_token="<mask>"),
+            ),
+            dict(d_model=WIDTH, n_layer=2, n_head=2, d_inner=2 * WIDTH),
+            common_config=False,
+        ),
+        "modernbert": spec(
+            t.ModernBertConfig,
+            t.PreTrainedTokenizerFast,
+            lambda lines: _byte_bpe(lines, dict(ROBERTA_SPECIALS, cls_token="<s>")),
+            dict(global_attn_every_n_layers=1),
+            extra_tokenizer=dict(add_prefix_space=True),
+        ),
+        "gpt2": spec(
+            t.GPT2Config,
+            t.GPT2TokenizerFast,
+            lambda lines: _byte_bpe(
+                lines,
+                dict(
+                    bos_token="<|endoftext|>",
+                    eos_token="<|endoftext|>",
+                    unk_token="<|endoftext|>",
+                    pad_token="<|endoftext|>",
+                ),
+                roberta=False,
+            ),
+            dict(n_embd=WIDTH, n_layer=2, n_head=2, n_positions=512),
+            common_config=False,
+            extra_tokenizer=dict(add_prefix_space=True),
+        ),
     }
 
 

@@ -16,7 +16,13 @@ def pipeline_dir(checkpoints, tmp_path_factory):
     return path
 
 
-TEXTS = ["Peter Blackburn went to Brussels .", "", "Tokyo , Paris and New York .", "   ", "Müller met José in São Paulo ."]
+TEXTS = [
+    "Peter Blackburn went to Brussels .",
+    "",
+    "Tokyo , Paris and New York .",
+    "   ",
+    "Müller met José in São Paulo .",
+]
 
 
 def expected_entities(pipeline_dir, texts):
@@ -71,7 +77,9 @@ def test_malformed_lines_are_reported_with_line_numbers_and_run_resumes(pipeline
     resumed = read_out(out)
     # The redone records come from other batches: same entities, scores up
     # to float noise from padding (transformers 5 runs SDPA attention).
-    assert [{k: v for k, v in r.items() if k != "entities"} for r in resumed] == [{k: v for k, v in r.items() if k != "entities"} for r in records]
+    assert [{k: v for k, v in r.items() if k != "entities"} for r in resumed] == [
+        {k: v for k, v in r.items() if k != "entities"} for r in records
+    ]
     for r, want in zip(resumed, records):
         if "entities" in want:
             assert [x[:4] for x in ents(r)] == [x[:4] for x in ents(want)]
@@ -122,6 +130,17 @@ def test_annotate_reads_long_ner_span_key_not_another_components(checkpoints, tm
     assert doc.ents and "sc" not in doc.spans
     nlp.to_disk(tmp_path / "pipeline")
     (tmp_path / "in.txt").write_text(doc.text + "\n", encoding="utf8")
-    assert main(["annotate", str(tmp_path / "pipeline"), str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(tmp_path / "pipeline"),
+                str(tmp_path / "in.txt"),
+                str(tmp_path / "out.jsonl"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     scores = [e["score"] for e in read_out(tmp_path / "out.jsonl")[0]["entities"]]
     assert scores and all(isinstance(s, float) for s in scores)

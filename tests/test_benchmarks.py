@@ -47,8 +47,19 @@ def tiny_corpus(tmp_path_factory, checkpoints):
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])
 def test_profile_stages_times_every_stage(tiny_corpus, runtime):
     out = tiny_corpus / f"profile_{runtime}.json"
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "profile_stages.py"), str(tiny_corpus / "pipeline"),
-                           str(tiny_corpus / "dev.spacy"), str(out), "--runtime", runtime], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "profile_stages.py"),
+            str(tiny_corpus / "pipeline"),
+            str(tiny_corpus / "dev.spacy"),
+            str(out),
+            "--runtime",
+            runtime,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["runtime"] == runtime
@@ -84,8 +95,19 @@ def test_onnx_floor_runs_long_ners_session_and_tags_as_the_torch_floor(tiny_corp
     from spacy_longner import onnx_backend
 
     benchmark = load_benchmark()
-    args = argparse.Namespace(corpus=tiny_corpus / "dev.spacy", pipeline=str(tiny_corpus / "pipeline"), limit=0, gpu=False,
-                              precision="fp32", wordpiece_budget=8192, window=0, stride=-1, prefetch="auto", batch_size=1000, passes=1)
+    args = argparse.Namespace(
+        corpus=tiny_corpus / "dev.spacy",
+        pipeline=str(tiny_corpus / "pipeline"),
+        limit=0,
+        gpu=False,
+        precision="fp32",
+        wordpiece_budget=8192,
+        window=0,
+        stride=-1,
+        prefetch="auto",
+        batch_size=1000,
+        passes=1,
+    )
     sessions = []
     real_session = onnx_backend.session
 

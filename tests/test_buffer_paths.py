@@ -51,7 +51,9 @@ def test_write_ents_equals_spacys_set_ents(existing, seed, n, with_existing):
     def fresh():
         doc = Doc(nlp.vocab, words=words)
         if old:
-            doc.set_ents([Span(doc, a, b, label="RULE") for a, b in old], default="missing" if rng.random() < 0.5 else "outside")
+            doc.set_ents(
+                [Span(doc, a, b, label="RULE") for a, b in old], default="missing" if rng.random() < 0.5 else "outside"
+            )
         return doc
 
     ours = fresh()

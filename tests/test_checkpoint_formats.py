@@ -51,12 +51,15 @@ def test_bare_labels_are_read_as_io_tags(tmp_path):
     assert [(e.start, e.end, e.label_) for e in doc.ents] == expected
 
 
-@pytest.mark.parametrize("labels,code", [
-    (["O", "B-PER", "I-PER", "LOC"], "E027"),
-    (["O", "LABEL_1", "B-PER", "I-PER"], "E027"),
-    (["LABEL_0", "LABEL_1", "LABEL_2"], "E004"),
-    (["OUT", "B-PER", "I-PER"], "E008"),
-])
+@pytest.mark.parametrize(
+    "labels,code",
+    [
+        (["O", "B-PER", "I-PER", "LOC"], "E027"),
+        (["O", "LABEL_1", "B-PER", "I-PER"], "E027"),
+        (["LABEL_0", "LABEL_1", "LABEL_2"], "E004"),
+        (["OUT", "B-PER", "I-PER"], "E008"),
+    ],
+)
 def test_labels_no_scheme_can_read_are_coded_errors(labels, code, tmp_path):
     path = build_checkpoint(tmp_path / "odd", "bert", labels, seed=3)
     with pytest.raises(ValueError, match=code) as info:
@@ -75,9 +78,19 @@ def spiece_only_albert(folder):
     source = build_checkpoint(folder.parent / "albert_fast", "albert", IOB2_LABELS, seed=3)
     folder.mkdir()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(training_text()), model_prefix=str(folder / "spiece"), vocab_size=600,
-        model_type="unigram", pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece="<pad>", unk_piece="<unk>",
-        user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"], minloglevel=2)
+        sentence_iterator=iter(training_text()),
+        model_prefix=str(folder / "spiece"),
+        vocab_size=600,
+        model_type="unigram",
+        pad_id=0,
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
+        pad_piece="<pad>",
+        unk_piece="<unk>",
+        user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        minloglevel=2,
+    )
     (folder / "spiece.vocab").unlink()
     AlbertTokenizer(vocab_file=str(folder / "spiece.model")).save_pretrained(str(folder))
     (folder / "tokenizer.json").unlink()
@@ -92,7 +105,12 @@ def test_a_spiece_model_only_checkpoint_loads_with_sentencepiece(tmp_path):
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     folder = spiece_only_albert(tmp_path / "albert_spiece")
-    assert {p.name for p in folder.iterdir()} == {"spiece.model", "tokenizer_config.json", "config.json", "model.safetensors"}
+    assert {p.name for p in folder.iterdir()} == {
+        "spiece.model",
+        "tokenizer_config.json",
+        "config.json",
+        "model.safetensors",
+    }
     nlp = spacy.blank("en")
     nlp.add_pipe("long_ner", config={"model": {"name": str(folder)}, "token_probs": True})
     doc = nlp(Doc(nlp.vocab, words=WORDS))

@@ -73,7 +73,9 @@ def test_family_gives_the_reference_entities_batched_long_and_saved(family, fami
     words = [w for s in SENTENCES for w in s]
     starts = [i == 0 for s in SENTENCES for i, _ in enumerate(s)]
     long_nlp = spacy.blank("en")
-    long_nlp.add_pipe("long_ner", config={"model": {"name": str(path), "context": "sentence", "window": WINDOW}, "token_probs": True})
+    long_nlp.add_pipe(
+        "long_ner", config={"model": {"name": str(path), "context": "sentence", "window": WINDOW}, "token_probs": True}
+    )
     doc = long_nlp(Doc(long_nlp.vocab, words=words, sent_starts=starts))
     assert long_nlp.get_pipe("long_ner").state.window < len(doc)
     tags, ents = predicted(doc)
@@ -85,7 +87,9 @@ def test_family_gives_the_reference_entities_batched_long_and_saved(family, fami
     before = [(e.start, e.end, e.label_) for e in doc_nlp(long_doc).ents]
     doc_nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline")
-    assert [(e.start, e.end, e.label_) for e in loaded(Doc(loaded.vocab, words=words, sent_starts=starts)).ents] == before
+    assert [
+        (e.start, e.end, e.label_) for e in loaded(Doc(loaded.vocab, words=words, sent_starts=starts)).ents
+    ] == before
     assert before
 
 

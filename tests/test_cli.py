@@ -35,7 +35,9 @@ def test_each_command_has_help(command, capsys):
 
 
 def test_the_console_script_is_installed():
-    script = shutil.which("spacy-longner", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    script = shutil.which(
+        "spacy-longner", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    )
     assert script is not None
     done = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "import-hf" in done.stdout
@@ -45,8 +47,17 @@ def test_import_hf_writes_a_pipeline_and_a_wheel_that_loads_by_name(checkpoints,
     import spacy
 
     checkpoint = checkpoints("bert")
-    done = run_cli("import-hf", str(checkpoint), str(tmp_path / "pipeline"), "--label-map", "PER=PERSON",
-                   "--name", "cli_test", "--package", str(tmp_path / "packages"))
+    done = run_cli(
+        "import-hf",
+        str(checkpoint),
+        str(tmp_path / "pipeline"),
+        "--label-map",
+        "PER=PERSON",
+        "--name",
+        "cli_test",
+        "--package",
+        str(tmp_path / "packages"),
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     nlp = spacy.load(tmp_path / "pipeline")
     assert "PERSON" in nlp.get_pipe("long_ner").labels and "PER" not in nlp.get_pipe("long_ner").labels
@@ -54,11 +65,30 @@ def test_import_hf_writes_a_pipeline_and_a_wheel_that_loads_by_name(checkpoints,
     wheels = list((tmp_path / "packages").glob("en_cli_test-0.0.1/dist/*.whl"))
     assert len(wheels) == 1
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site), str(wheels[0])], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(site),
+            str(wheels[0]),
+        ],
+        check=True,
+    )
     load = "import spacy, json, sys; nlp = spacy.load('en_cli_test'); print(json.dumps([(e.text, e.label_) for e in nlp(sys.argv[1]).ents]))"
     shutil.rmtree(tmp_path / "pipeline")
-    out = subprocess.run([sys.executable, "-c", load, SAMPLE], capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": str(site)})
+    out = subprocess.run(
+        [sys.executable, "-c", load, SAMPLE],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert [tuple(x) for x in json.loads(out.stdout)] == expected
     again = run_cli("import-hf", str(checkpoint), str(tmp_path / "packages"))
@@ -72,19 +102,36 @@ def test_import_hf_label_map_needs_pairs(checkpoints, tmp_path):
 
 def test_evaluate_writes_the_seed_reports(checkpoints, tmp_path, synthetic_conll_dir):
     corpus = tmp_path / "corpus"
-    converted = subprocess.run([sys.executable, "scripts/convert.py", str(synthetic_conll_dir), str(corpus)],
-                               capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    converted = subprocess.run(
+        [sys.executable, "scripts/convert.py", str(synthetic_conll_dir), str(corpus)],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert converted.returncode == 0, converted.stderr[-2000:]
     assert run_cli("import-hf", str(checkpoints("bert")), str(tmp_path / "pipeline")).returncode == 0
-    done = run_cli("evaluate", str(tmp_path / "pipeline"), str(corpus), str(tmp_path / "reports"), "--splits", "dev", "--no-raw")
+    done = run_cli(
+        "evaluate", str(tmp_path / "pipeline"), str(corpus), str(tmp_path / "reports"), "--splits", "dev", "--no-raw"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = (tmp_path / "reports" / "dev.txt").read_text()
     assert "precision    recall  f1-score   support" in report and "FB1:" in report
     result = json.loads((tmp_path / "reports" / "dev.json").read_text())
     assert result["seqeval_agrees"] is True
     # Overrides of component and model settings reach the pipeline.
-    done = run_cli("evaluate", str(tmp_path / "pipeline"), str(corpus), str(tmp_path / "reports2"), "--splits", "dev", "--no-raw",
-                   "--setting", "decoding=viterbi", "--model-setting", "window=8")
+    done = run_cli(
+        "evaluate",
+        str(tmp_path / "pipeline"),
+        str(corpus),
+        str(tmp_path / "reports2"),
+        "--splits",
+        "dev",
+        "--no-raw",
+        "--setting",
+        "decoding=viterbi",
+        "--model-setting",
+        "window=8",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((tmp_path / "reports2" / "dev.json").read_text())["conlleval"] != result["conlleval"]
 

@@ -14,14 +14,16 @@ from cross_version import KINDS, predict, save
 OTHER = os.environ.get("LONGNER_OTHER_PYTHON")
 HELPER = Path(__file__).with_name("cross_version.py")
 
-pytestmark = pytest.mark.skipif(not OTHER, reason="set LONGNER_OTHER_PYTHON to a Python with the other transformers major (CI does)")
+pytestmark = pytest.mark.skipif(
+    not OTHER, reason="set LONGNER_OTHER_PYTHON to a Python with the other transformers major (CI does)"
+)
 
 
 def run_other(command, folder):
     out = subprocess.run([OTHER, str(HELPER), command, str(folder)], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-    return json.loads(line[len("RESULT "):]) if line else None
+    return json.loads(line[len("RESULT ") :]) if line else None
 
 
 def same(a, b):

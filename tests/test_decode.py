@@ -98,7 +98,9 @@ def test_viterbi_is_the_best_valid_sequence(scheme, data):
     labels = tag_labels(["PER", "LOC"], scheme)
     tagset = parse_tagset(labels, scheme)
     n = data.draw(st.integers(1, 4))
-    logits = np.array(data.draw(st.lists(st.floats(-5, 5), min_size=n * len(labels), max_size=n * len(labels)))).reshape(n, -1)
+    logits = np.array(
+        data.draw(st.lists(st.floats(-5, 5), min_size=n * len(labels), max_size=n * len(labels)))
+    ).reshape(n, -1)
     log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     best = viterbi(log_probs, tagset)
     assert is_valid(best, tagset)
@@ -214,7 +216,15 @@ def test_a_buffer_of_docs_decodes_as_each_doc_alone(scheme, decoding, data):
     visible = np.concatenate([v for _, v in docs])
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     tags, ents = decode_buffer(probs, visible, offsets, tagset, decoding=decoding)
-    got = list(zip(ents.doc.tolist(), ents.start.tolist(), ents.end.tolist(), [tagset.types[t] for t in ents.type_id], ents.score.tolist()))
+    got = list(
+        zip(
+            ents.doc.tolist(),
+            ents.start.tolist(),
+            ents.end.tolist(),
+            [tagset.types[t] for t in ents.type_id],
+            ents.score.tolist(),
+        )
+    )
     want = []
     for i, (p, v) in enumerate(docs):
         doc_tags, doc_ents = decode_tokens(p, v, tagset, decoding=decoding)
@@ -237,5 +247,7 @@ def test_batched_viterbi_equals_viterbi_on_each_sequence(scheme, data):
         assert len(path) == len(lp)
         if len(lp):
             single = viterbi(lp, tagset)
-            assert lp[np.arange(len(lp)), path].sum() == pytest.approx(lp[np.arange(len(lp)), single].sum(), rel=1e-12, abs=1e-12)
+            assert lp[np.arange(len(lp)), path].sum() == pytest.approx(
+                lp[np.arange(len(lp)), single].sum(), rel=1e-12, abs=1e-12
+            )
             assert is_valid(path, tagset)

@@ -14,13 +14,18 @@ from spacy.training import Example
 from conftest import ents_of, make_nlp, person_place_docs
 
 
-SAMPLE_TEXTS = ["Peter Blackburn reports from Brussels that the European Commission met German officials on Thursday.",
-                "Tokyo and Paris .", "EU rejects German call to boycott British lamb ."]
+SAMPLE_TEXTS = [
+    "Peter Blackburn reports from Brussels that the European Commission met German officials on Thursday.",
+    "Tokyo and Paris .",
+    "EU rejects German call to boycott British lamb .",
+]
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
-WORDS = ("Peter Blackburn Brussels European Commission German Thursday Tokyo Paris Reuters said on the in "
-         "and of to a EU UK Germany Clinton Ltd Inc . , 1996 results").split()
+WORDS = (
+    "Peter Blackburn Brussels European Commission German Thursday Tokyo Paris Reuters said on the in "
+    "and of to a EU UK Germany Clinton Ltd Inc . , 1996 results"
+).split()
 
 
 def random_texts(n, seed=0):

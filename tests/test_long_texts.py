@@ -92,10 +92,14 @@ def test_the_rules_max_length_setting_and_its_bad_values(tiny, tmp_path):
     nlp = make_nlp(tiny)
     nlp.initialize()
     nlp.to_disk(tmp_path / "p")
-    loaded = spacy.load(tmp_path / "p", config={"nlp": {"after_pipeline_creation": {"@callbacks": LENGTH_RULE, "max_length": 5000}}})
+    loaded = spacy.load(
+        tmp_path / "p", config={"nlp": {"after_pipeline_creation": {"@callbacks": LENGTH_RULE, "max_length": 5000}}}
+    )
     assert loaded.max_length == 5000
     with pytest.raises(ValueError, match=r"\[long_ner E035\]"):
-        spacy.load(tmp_path / "p", config={"nlp": {"after_pipeline_creation": {"@callbacks": LENGTH_RULE, "max_length": 0}}})
+        spacy.load(
+            tmp_path / "p", config={"nlp": {"after_pipeline_creation": {"@callbacks": LENGTH_RULE, "max_length": 0}}}
+        )
 
 
 # ------------------------------------------------------------ pieces
@@ -213,17 +217,29 @@ def test_annotate_skips_what_it_cannot_annotate_and_writes_every_good_record_in_
     reference = spacy.load(tmp_path / "p")
     for r, text in zip([lines[0], lines[2], lines[3], lines[5]], good):
         assert [(e["start_char"], e["end_char"], e["label"]) for e in r["entities"]] == [
-            (e.start_char, e.end_char, e.label_) for e in reference(text).ents]
+            (e.start_char, e.end_char, e.label_) for e in reference(text).ents
+        ]
     printed = " ".join(capsys.readouterr().out.split())  # wasabi wraps lines
-    assert "b.txt (id 'b'): [long_ner E037]" in printed and "marker found" in printed and "4 annotated, 2 skipped" in printed
+    assert (
+        "b.txt (id 'b'): [long_ner E037]" in printed
+        and "marker found" in printed
+        and "4 annotated, 2 skipped" in printed
+    )
     # Too long for a limit that the pipeline's config sets: E036, the rest goes on.
     cfg = tmp_path / "p" / "config.cfg"
-    cfg.write_text(cfg.read_text(encoding="utf8").replace(f'@callbacks = "{LENGTH_RULE}"', f'@callbacks = "{LENGTH_RULE}"\nmax_length = 30'), encoding="utf8")
+    cfg.write_text(
+        cfg.read_text(encoding="utf8").replace(
+            f'@callbacks = "{LENGTH_RULE}"', f'@callbacks = "{LENGTH_RULE}"\nmax_length = 30'
+        ),
+        encoding="utf8",
+    )
     assert spacy.load(tmp_path / "p").max_length == 30
     out2 = tmp_path / "out2.jsonl"
     assert main(["annotate", str(tmp_path / "p"), str(folder), str(out2), "--no-progress"]) == 3
     lines = {r["key"]: r for r in map(json.loads, out2.read_text(encoding="utf8").splitlines())}
-    assert lines["a.txt"]["error"].startswith("[long_ner E036] The text has 34 characters, over this pipeline's nlp.max_length of 30")
+    assert lines["a.txt"]["error"].startswith(
+        "[long_ner E036] The text has 34 characters, over this pipeline's nlp.max_length of 30"
+    )
     assert "entities" in lines["c.txt"] and "entities" in lines["f.txt"]
 
 
@@ -234,11 +250,19 @@ def test_annotate_names_the_components_that_keep_spacys_limit(tiny, tmp_path):
     nlp.initialize()
     nlp.to_disk(tmp_path / "p")
     src = tmp_path / "in.jsonl"
-    src.write_text(json.dumps({"id": "big", "text": "x " * (SPACY_MAX_LENGTH // 2 + 1)}) + "\n" + json.dumps({"id": "small", "text": "Tokyo ."}) + "\n", encoding="utf8")
+    src.write_text(
+        json.dumps({"id": "big", "text": "x " * (SPACY_MAX_LENGTH // 2 + 1)})
+        + "\n"
+        + json.dumps({"id": "small", "text": "Tokyo ."})
+        + "\n",
+        encoding="utf8",
+    )
     out = tmp_path / "out.jsonl"
     assert main(["annotate", str(tmp_path / "p"), str(src), str(out), "--no-progress"]) == 3
     big, small = [json.loads(x) for x in out.read_text(encoding="utf8").splitlines()]
-    assert big["id"] == "big" and "E036" in big["error"] and "'ner'" in big["error"] and "nlp.max_length" in big["error"]
+    assert (
+        big["id"] == "big" and "E036" in big["error"] and "'ner'" in big["error"] and "nlp.max_length" in big["error"]
+    )
     assert small["id"] == "small" and "entities" in small
 
 

@@ -40,7 +40,10 @@ def predictions(path, runtime, **model):
     out = []
     for settings, docs in (({}, SENTENCES), ({"window": WINDOW, "cut_at_sentences": False}, None)):
         nlp = spacy.blank("en")
-        nlp.add_pipe("long_ner", config={"model": {"name": str(path), "runtime": runtime, **settings, **model}, "token_probs": True})
+        nlp.add_pipe(
+            "long_ner",
+            config={"model": {"name": str(path), "runtime": runtime, **settings, **model}, "token_probs": True},
+        )
         inputs = [Doc(nlp.vocab, words=w) for w in docs] if docs else [Doc(nlp.vocab, words=words, sent_starts=starts)]
         if not docs:
             assert nlp.get_pipe("long_ner").state.window < len(inputs[0])
@@ -108,8 +111,12 @@ def test_saved_pipeline_loads_its_graph_in_a_new_process(checkpoints, tmp_path, 
     assert sum(map(len, want)) > 0 and max(len(d) for d in docs) > 64
     script = tmp_path / "load.py"
     script.write_text(LOAD_SCRIPT)
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "p"), str(tmp_path / "dev.spacy")],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "p"), str(tmp_path / "dev.spacy")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == repr(want)
 
@@ -231,7 +238,11 @@ def test_hidden_states_from_the_graph_equal_torch(checkpoints):
     planned = plan_buffer(model, docs, overhead=0)
     torch_logits, torch_hidden = run_buffer(model, state, planned)
     onnx_logits, onnx_hidden = onnx_backend.run_buffer(model, state, planned)
-    assert onnx_hidden.shape == torch_hidden.shape == (sum(e.n_wp for e in planned.encs), state.hf_model.config.hidden_size)
+    assert (
+        onnx_hidden.shape
+        == torch_hidden.shape
+        == (sum(e.n_wp for e in planned.encs), state.hf_model.config.hidden_size)
+    )
     np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
     np.testing.assert_allclose(onnx_hidden, torch_hidden, atol=1e-4)
 

@@ -17,7 +17,11 @@ from conftest import BILOU_LABELS, IOB2_LABELS, ents_of, fail_on, make_nlp, real
 def reference_spans(path, words_list):
     """Independent reference: the HF model run directly on the pre-split words,
     first-wordpiece argmax, conlleval chunking by seqeval (L/U read as E/S)."""
-    tok = AutoTokenizer.from_pretrained(str(path), add_prefix_space=True) if "longformer" in str(path) else AutoTokenizer.from_pretrained(str(path))
+    tok = (
+        AutoTokenizer.from_pretrained(str(path), add_prefix_space=True)
+        if "longformer" in str(path)
+        else AutoTokenizer.from_pretrained(str(path))
+    )
     model = AutoModelForTokenClassification.from_pretrained(str(path)).eval()
     out = []
     for words in words_list:
@@ -36,7 +40,9 @@ def reference_spans(path, words_list):
     return out
 
 
-@pytest.mark.parametrize("kind,labels", [("bert", IOB2_LABELS), ("albert", IOB2_LABELS), ("longformer", IOB2_LABELS), ("bert", BILOU_LABELS)])
+@pytest.mark.parametrize(
+    "kind,labels", [("bert", IOB2_LABELS), ("albert", IOB2_LABELS), ("longformer", IOB2_LABELS), ("bert", BILOU_LABELS)]
+)
 def test_ents_equal_conlleval_chunks_of_first_wordpiece_argmax(checkpoints, conll_dev_sentences, kind, labels):
     check_against_reference(checkpoints(kind, tuple(labels)), conll_dev_sentences)
 
@@ -65,7 +71,11 @@ def test_windowed_prediction_equals_whole_document_prediction(checkpoints, kind)
     words = [vocab[i] for i in rng.integers(0, len(vocab), 20_000)]
     # Reference: one forward pass over the whole document (position ids fixed,
     # which a context-free checkpoint ignores), first-wordpiece argmax.
-    tok = AutoTokenizer.from_pretrained(str(path), add_prefix_space=True) if kind == "longformer" else AutoTokenizer.from_pretrained(str(path))
+    tok = (
+        AutoTokenizer.from_pretrained(str(path), add_prefix_space=True)
+        if kind == "longformer"
+        else AutoTokenizer.from_pretrained(str(path))
+    )
     model = AutoModelForTokenClassification.from_pretrained(str(path)).eval()
     enc = tok(words, is_split_into_words=True, return_tensors="pt", verbose=False)
     pos = torch.full_like(enc["input_ids"], model.config.pad_token_id + 1 if kind == "longformer" else 0)
@@ -271,7 +281,9 @@ def run_fresh(target: str, texts, env_extra=None):
     import os
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env_extra or {})}
-    out = subprocess.run([sys.executable, "-c", RUN_SAVED, target, json.dumps(texts)], capture_output=True, text=True, env=env, cwd="/")
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_SAVED, target, json.dumps(texts)], capture_output=True, text=True, env=env, cwd="/"
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return [[tuple(e) for e in d] for d in json.loads(out.stdout.strip().splitlines()[-1])]
 
@@ -310,6 +322,7 @@ def test_damaged_or_unsafe_pipeline_folders_give_coded_errors(checkpoints, tmp_p
             cfg = json.loads((d / "cfg").read_text())
             cfg[key] = value
             (d / "cfg").write_text(json.dumps(cfg))
+
         return change
 
     cases = [
@@ -317,10 +330,24 @@ def test_damaged_or_unsafe_pipeline_folders_give_coded_errors(checkpoints, tmp_p
         (lambda d: (d / "cfg").write_text("{not json"), r"E019.*cannot be read"),
         (lambda d: (d / "cfg").unlink(), r"E019.*cannot be read"),
         # A pickle beside or instead of the safetensors file: refused, not loaded.
-        (lambda d: torch.save({"x": torch.zeros(1)}, d / "model" / "pytorch_model.bin"), r"E020.*pytorch_model.bin.*safetensors only"),
-        (lambda d: (torch.save({"x": torch.zeros(1)}, d / "model" / "pytorch_model.bin"), (d / "model" / "model.safetensors").unlink()), r"E020"),
+        (
+            lambda d: torch.save({"x": torch.zeros(1)}, d / "model" / "pytorch_model.bin"),
+            r"E020.*pytorch_model.bin.*safetensors only",
+        ),
+        (
+            lambda d: (
+                torch.save({"x": torch.zeros(1)}, d / "model" / "pytorch_model.bin"),
+                (d / "model" / "model.safetensors").unlink(),
+            ),
+            r"E020",
+        ),
         # Cut off in a copy.
-        (lambda d: (d / "model" / "model.safetensors").write_bytes((d / "model" / "model.safetensors").read_bytes()[:100]), r"E021.*model.safetensors.*damaged"),
+        (
+            lambda d: (d / "model" / "model.safetensors").write_bytes(
+                (d / "model" / "model.safetensors").read_bytes()[:100]
+            ),
+            r"E021.*model.safetensors.*damaged",
+        ),
     ]
     for i, (change, pattern) in enumerate(cases):
         with pytest.raises(ValueError, match=pattern):
@@ -342,14 +369,29 @@ def test_spacy_package_wheel_installs_and_loads_by_name(checkpoints, tmp_path):
     shutil.rmtree(ckpt)
     (tmp_path / "pkg").mkdir()
     out = subprocess.run(
-        [sys.executable, "-m", "spacy", "package", str(tmp_path / "pipeline"), str(tmp_path / "pkg"), "--build", "wheel", "--force"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "package",
+            str(tmp_path / "pipeline"),
+            str(tmp_path / "pkg"),
+            "--build",
+            "wheel",
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     wheels = list((tmp_path / "pkg").rglob("*.whl"))
     assert len(wheels) == 1
     site = tmp_path / "site"
-    out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site), str(wheels[0])], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site), str(wheels[0])],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     shutil.rmtree(tmp_path / "pipeline")
     assert run_fresh("en_longner_test", SAMPLE_TEXTS, {"PYTHONPATH": str(site)}) == expected
@@ -448,14 +490,20 @@ def test_int8_keeps_ffn_output_and_head_in_fp32_int8_all_quantizes_every_linear(
         qmodel = nlp.get_pipe("long_ner").state.derived[f"quantized_{how}"]
         config = qmodel.config
         dense = {n: m for n, m in qmodel.named_modules() if isinstance(m, torch.nn.Linear)}
-        quantized = {n: m for n, m in qmodel.named_modules() if type(m).__name__ == "Linear" and "quantized" in type(m).__module__}
+        quantized = {
+            n: m
+            for n, m in qmodel.named_modules()
+            if type(m).__name__ == "Linear" and "quantized" in type(m).__module__
+        }
         assert quantized, "nothing was quantized"
         if how == "int8_all":
             assert not dense
         else:
             # Left in fp32: exactly the feed-forward down-projections and the classifier.
-            assert dense and all((m.in_features, m.out_features) == (config.intermediate_size, config.hidden_size)
-                                 or n == "classifier" for n, m in dense.items())
+            assert dense and all(
+                (m.in_features, m.out_features) == (config.intermediate_size, config.hidden_size) or n == "classifier"
+                for n, m in dense.items()
+            )
             assert "classifier" in dense
             assert any(m.in_features == config.hidden_size for m in quantized.values())
 

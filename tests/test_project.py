@@ -26,7 +26,9 @@ def copy_project(tmp_path) -> Path:
 
 def test_project_ci_workflow_needs_nothing_beside_the_project(tmp_path):
     project = copy_project(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "ci", str(project)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "ci", str(project)], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     report = (project / "metrics" / "ci" / "dev.txt").read_text()
     assert "precision    recall  f1-score   support" in report
@@ -44,7 +46,9 @@ def test_project_ci_workflow_needs_nothing_beside_the_project(tmp_path):
 
 def test_project_all_without_the_data_stops_at_once_naming_the_setting(tmp_path):
     project = copy_project(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "all", str(project)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "all", str(project)], capture_output=True, text=True
+    )
     assert out.returncode != 0
     said = out.stdout + out.stderr
     assert "train.txt" in said and "--vars.conll_dir" in said

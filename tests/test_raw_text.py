@@ -2,7 +2,6 @@
 sentence boundaries, forked processes; and the spaCy conventions around the
 component."""
 
-
 import numpy as np
 import pytest
 import spacy
@@ -30,8 +29,11 @@ def non_space_ents(doc):
 
 @pytest.fixture(scope="module")
 def pipelines(checkpoints):
-    return {(kind, decoding): make_nlp(checkpoints(kind), decoding=decoding)
-            for kind in ("bert", "albert", "longformer") for decoding in ("conlleval", "viterbi")}
+    return {
+        (kind, decoding): make_nlp(checkpoints(kind), decoding=decoding)
+        for kind in ("bert", "albert", "longformer")
+        for decoding in ("conlleval", "viterbi")
+    }
 
 
 @pytest.mark.parametrize("kind", ["bert", "albert", "longformer"])
@@ -48,7 +50,9 @@ def test_whitespace_between_words_never_changes_the_entities(pipelines, kind, de
     assert [t.text for t in messy if not t.is_space] == [t.text for t in plain]
     assert non_space_ents(messy) == non_space_ents(plain)
     # Confidences are over the visible tokens, so they do not move either.
-    np.testing.assert_allclose(messy.spans["long_ner"].attrs["scores"], plain.spans["long_ner"].attrs["scores"], rtol=1e-5)
+    np.testing.assert_allclose(
+        messy.spans["long_ner"].attrs["scores"], plain.spans["long_ner"].attrs["scores"], rtol=1e-5
+    )
 
 
 def test_a_line_break_inside_a_name_keeps_one_entity(checkpoints):
@@ -132,7 +136,9 @@ print("parent", torch.get_num_threads(), flush=True)
 """
 
 
-@pytest.mark.parametrize("when,warning", [("load-in-child", "-"), ("load-before-fork", "-"), ("run-before-fork", "W004")])
+@pytest.mark.parametrize(
+    "when,warning", [("load-in-child", "-"), ("load-before-fork", "-"), ("run-before-fork", "W004")]
+)
 def test_a_forked_worker_keeps_its_torch_threads(checkpoints, tmp_path, when, warning):
     # A web server's prefork workers (os.fork, not spaCy's n_process), run
     # in a fresh interpreter: this test process has used torch's threads.
@@ -141,8 +147,9 @@ def test_a_forked_worker_keeps_its_torch_threads(checkpoints, tmp_path, when, wa
 
     script = tmp_path / "fork.py"
     script.write_text(FORK_SCRIPT)
-    out = subprocess.run([sys.executable, str(script), str(checkpoints("bert")), when],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(script), str(checkpoints("bert")), when], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = [line for line in out.stdout.splitlines() if line.startswith(("child", "parent"))]
     # The child keeps 2 threads (after the call; during it, where the parent
@@ -169,7 +176,9 @@ def test_trim_heap_is_a_setting(checkpoints):
     for trim, expected in ((False, 0), (True, 2)):
         calls = []
         nlp = spacy.blank("en")
-        ner = nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert"))}, "trim_heap": trim, "buffer_words": 5})
+        ner = nlp.add_pipe(
+            "long_ner", config={"model": {"name": str(checkpoints("bert"))}, "trim_heap": trim, "buffer_words": 5}
+        )
         ner._trim_heap = lambda: calls.append(1)
         list(nlp.pipe(["Peter Blackburn went to Brussels .", "Maria flew to Zürich ."]))
         assert len(calls) == expected

@@ -66,8 +66,11 @@ def tiny_pipelines(tiny_shapes, tmp_path_factory):
     """Random-weight pipelines from the shapes, as the script makes them."""
     out = tmp_path_factory.mktemp("pipelines")
     for name in ("longformer_large", "albert_xlarge"):
-        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "random_pipeline.py"), str(tiny_shapes / name), str(out / name)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "random_pipeline.py"), str(tiny_shapes / name), str(out / name)],
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
     return out
 
@@ -124,19 +127,37 @@ def test_wordpieces_per_word_counts_the_shapes_tokenizer(seed_speed, tiny_shapes
 
     tok = AutoTokenizer.from_pretrained(tiny_shapes / "albert_xlarge")
     expected = sum(len(tok(w, is_split_into_words=True, add_special_tokens=False)["input_ids"]) for w in words) / 9
-    assert seed_speed.wordpieces_per_word(tiny_shapes / "albert_xlarge", tmp_path / "c.spacy") == pytest.approx(expected)
+    assert seed_speed.wordpieces_per_word(tiny_shapes / "albert_xlarge", tmp_path / "c.spacy") == pytest.approx(
+        expected
+    )
     assert json.loads((tiny_shapes / "albert_xlarge" / "config.json").read_text())["model_type"] == "albert"
 
 
 def test_a_training_step_runs_and_reports_time_memory_and_loss(tiny_pipelines, tmp_path):
     nlp = spacy.blank("en")
     DocBin(docs=synthetic_docs(nlp.vocab, tmp_path), store_user_data=False).to_disk(tmp_path / "train.spacy")
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "seed_speed.py"), "train-worker", str(tiny_pipelines / "albert_xlarge"),
-                           str(tmp_path / "train.spacy"), "--model", "albert_xlarge", "--precision", "bf16",
-                           "--train-wordpieces", "1024", "--train-steps", "2"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "seed_speed.py"),
+            "train-worker",
+            str(tiny_pipelines / "albert_xlarge"),
+            str(tmp_path / "train.spacy"),
+            "--model",
+            "albert_xlarge",
+            "--precision",
+            "bf16",
+            "--train-wordpieces",
+            "1024",
+            "--train-steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    result = json.loads(line[len("RESULT ") :])
     assert result["windows_per_step"] == 2 and result["window"] == 510
     assert len(result["step_seconds"]) == 2 and all(t > 0 for t in result["step_seconds"])
     assert len(result["losses"]) == 3 and all(loss is not None and loss > 0 for loss in result["losses"])

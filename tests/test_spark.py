@@ -12,9 +12,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pyte
 def spark():
     from pyspark.sql import SparkSession
 
-    session = (SparkSession.builder.master("local[2]").appName("spacy-longner-tests")
-               .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("spacy-longner-tests")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
     yield session
     session.stop()
 
@@ -35,11 +41,19 @@ def test_extract_entities_equals_nlp_pipe_on_conll_test_documents(spark, checkpo
     nlp.initialize()
     nlp.to_disk(tmp_path / "pipeline")
     local = spacy.load(tmp_path / "pipeline")
-    expected = [doc_entities(doc, "long_ner") if t is not None else None for t, doc in zip(texts, local.pipe(t or "" for t in texts))]
-    expected_tags = [doc_token_tags(doc) if t is not None else None for t, doc in zip(texts, local.pipe(t or "" for t in texts))]
+    expected = [
+        doc_entities(doc, "long_ner") if t is not None else None
+        for t, doc in zip(texts, local.pipe(t or "" for t in texts))
+    ]
+    expected_tags = [
+        doc_token_tags(doc) if t is not None else None for t, doc in zip(texts, local.pipe(t or "" for t in texts))
+    ]
     df = spark.createDataFrame([(i, t) for i, t in enumerate(texts)], "id long, text string").repartition(3)
     out = extract_entities(df, str(tmp_path / "pipeline"), token_tags_col="ner_tags")
-    assert out.schema["entities"].dataType.simpleString() == "array<struct<text:string,label:string,start:int,end:int,score:double>>"
+    assert (
+        out.schema["entities"].dataType.simpleString()
+        == "array<struct<text:string,label:string,start:int,end:int,score:double>>"
+    )
     rows = {r["id"]: r for r in out.collect()}
     assert len(rows) == len(texts)
     assert sum(len(e or []) for e in expected) > 100
@@ -48,9 +62,13 @@ def test_extract_entities_equals_nlp_pipe_on_conll_test_documents(spark, checkpo
         if want is None:
             assert got is None
             continue
-        assert [(e["text"], e["label"], e["start"], e["end"]) for e in got] == [(e["text"], e["label"], e["start"], e["end"]) for e in want]
+        assert [(e["text"], e["label"], e["start"], e["end"]) for e in got] == [
+            (e["text"], e["label"], e["start"], e["end"]) for e in want
+        ]
         assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-5)
-        assert [(t["token"], t["tag"]) for t in rows[i]["ner_tags"]] == [(t["token"], t["tag"]) for t in expected_tags[i]]
+        assert [(t["token"], t["tag"]) for t in rows[i]["ner_tags"]] == [
+            (t["token"], t["tag"]) for t in expected_tags[i]
+        ]
     out.write.parquet(str(tmp_path / "out.parquet"))
     assert spark.read.parquet(str(tmp_path / "out.parquet")).count() == len(texts)
 

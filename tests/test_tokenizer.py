@@ -17,17 +17,37 @@ def words(tokenizer, text):
 def test_default_is_spacys_tokenizer():
     nlp = spacy.blank("en")
     ours = make_tokenizer()(nlp)
-    for text in ["The Bergamo-based firm (Itar-Tass) said: don't!", "U.S.-led talks, 6-3 on 1996-08-30.", "e-mail me@x.org"]:
+    for text in [
+        "The Bergamo-based firm (Itar-Tass) said: don't!",
+        "U.S.-led talks, 6-3 on 1996-08-30.",
+        "e-mail me@x.org",
+    ]:
         assert words(ours, text) == words(nlp.tokenizer, text)
 
 
 def test_hyphenated_words_stay_whole_and_other_rules_do_not_change():
     nlp = spacy.blank("en", config=WHOLE)
     assert words(nlp.tokenizer, "The Bergamo-based firm met Anne-Gaelle Sidot of Itar-Tass.") == [
-        "The", "Bergamo-based", "firm", "met", "Anne-Gaelle", "Sidot", "of", "Itar-Tass", ".",
+        "The",
+        "Bergamo-based",
+        "firm",
+        "met",
+        "Anne-Gaelle",
+        "Sidot",
+        "of",
+        "Itar-Tass",
+        ".",
     ]
     assert words(nlp.tokenizer, "U.S.-led talks (Reuters) don't stop.") == [
-        "U.S.-led", "talks", "(", "Reuters", ")", "do", "n't", "stop", ".",
+        "U.S.-led",
+        "talks",
+        "(",
+        "Reuters",
+        ")",
+        "do",
+        "n't",
+        "stop",
+        ".",
     ]
     # the other infixes are spaCy's: a comma or a slash between words still splits
     plain = spacy.blank("en")

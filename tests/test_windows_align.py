@@ -37,7 +37,11 @@ def test_default_stride_is_smaller_than_window():
 
 
 @settings(max_examples=200, deadline=None)
-@given(lengths=st.lists(st.integers(1, 30), min_size=1, max_size=12), window=st.integers(4, 40), ctx=st.one_of(st.none(), st.integers(0, 20)))
+@given(
+    lengths=st.lists(st.integers(1, 30), min_size=1, max_size=12),
+    window=st.integers(4, 40),
+    ctx=st.one_of(st.none(), st.integers(0, 20)),
+)
 def test_sentence_windows_own_exactly_their_sentence(lengths, window, ctx):
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     n = int(sum(lengths))
@@ -65,8 +69,12 @@ def test_sentence_context_takes_neighbours_on_both_sides():
 
 
 @settings(max_examples=200, deadline=None)
-@given(lengths=st.lists(st.integers(1, 40), min_size=1, max_size=25), window=st.integers(20, 64),
-       ctx=st.integers(0, 8), pack=st.integers(0, 100))
+@given(
+    lengths=st.lists(st.integers(1, 40), min_size=1, max_size=25),
+    window=st.integers(20, 64),
+    ctx=st.integers(0, 8),
+    pack=st.integers(0, 100),
+)
 def test_packed_sentence_windows_own_whole_sentences_with_context_on_both_sides(lengths, window, ctx, pack):
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     n = int(sum(lengths))
@@ -145,7 +153,9 @@ def test_make_batches_pack_every_window_once_within_budget_and_tolerance(lengths
 
     windows = [np.arange(1, n + 1) * 7 + i for i, n in enumerate(lengths)]
     prefix, suffix = [101], [102, 103]
-    batches = make_batches(windows, prefix, suffix, pad_id=0, budget=budget, pad_multiple=pad_multiple, pad_tolerance=tol)
+    batches = make_batches(
+        windows, prefix, suffix, pad_id=0, budget=budget, pad_multiple=pad_multiple, pad_tolerance=tol
+    )
     seen = [int(w) for b in batches for w in b.windows]
     assert sorted(seen) == list(range(len(windows)))
     for b in batches:
@@ -160,10 +170,9 @@ def test_make_batches_pack_every_window_once_within_budget_and_tolerance(lengths
         for r, w in enumerate(b.windows):
             seq = [101] + windows[w].tolist() + [102, 103]
             assert b.input_ids[r, : len(seq)].tolist() == seq
-            assert b.input_ids[r, len(seq):].tolist() == [0] * (width - len(seq))
+            assert b.input_ids[r, len(seq) :].tolist() == [0] * (width - len(seq))
             assert b.attention_mask[r].tolist() == [1] * len(seq) + [0] * (width - len(seq))
             assert b.lengths[r] == len(windows[w])
-
 
 
 def test_make_batches_fill_longformer_batches_whose_windows_all_pad_to_its_attention_window():
@@ -223,11 +232,14 @@ def test_batch_overhead_is_large_for_small_models_and_zero_off_cpu():
     from spacy_longner.runtime import batch_overhead
 
     def state(hidden, inner):
-        return SimpleNamespace(hf_model=SimpleNamespace(config=SimpleNamespace(hidden_size=hidden, intermediate_size=inner)))
+        return SimpleNamespace(
+            hf_model=SimpleNamespace(config=SimpleNamespace(hidden_size=hidden, intermediate_size=inner))
+        )
 
     tiny, minilm, large = (batch_overhead(state(h, i), "cpu") for h, i in ((64, 128), (384, 1536), (1024, 4096)))
     assert tiny > 100 > minilm >= large >= 0
     assert batch_overhead(state(64, 128), "cuda") == 0
+
 
 @settings(max_examples=400, deadline=None)
 @given(n=st.integers(1, 3000), window=st.integers(2, 600), data=st.data())
@@ -275,15 +287,20 @@ def test_sentence_cut_windows_hold_whole_sentences_and_read_each_wordpiece_once(
             assert lengths[sents.pop()] > window
     # Overlap (wordpieces read twice) only inside sentences longer than the window.
     overlap = int((plan.ends - plan.starts).sum()) - n
-    long_overlap = sum(sliding_windows(L, window, stride).ends.sum() - sliding_windows(L, window, stride).starts.sum() - L
-                       for L in lengths if L > window)
+    long_overlap = sum(
+        sliding_windows(L, window, stride).ends.sum() - sliding_windows(L, window, stride).starts.sum() - L
+        for L in lengths
+        if L > window
+    )
     assert overlap == long_overlap
 
 
 def test_sentence_cut_windows_without_cuts_are_sliding_windows():
     for n, cuts in ((1000, []), (1000, [0, 1000]), (100, [50])):
         a, b = sentence_cut_windows(n, 300, 37, np.array(cuts)), sliding_windows(n, 300, 37)
-        assert np.array_equal(a.starts, b.starts) and np.array_equal(a.ends, b.ends) and np.array_equal(a.owner, b.owner)
+        assert (
+            np.array_equal(a.starts, b.starts) and np.array_equal(a.ends, b.ends) and np.array_equal(a.owner, b.owner)
+        )
 
 
 def test_sentence_cut_windows_are_few_and_even():

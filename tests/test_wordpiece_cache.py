@@ -19,11 +19,53 @@ from spacy_longner.batching import encode_docs
 # marks, zero-width and control characters, the tokenizers' own markers and
 # special tokens, numbers, a very long word, and words that repeat.
 WORDS = [
-    "Peter", "Blackburn", "went", "to", "Brussels", "Müller", "José", "São", "Paulo", "ﬁnance",
-    "東京", "北京市", "😀", "👩\u200d💻", "e\u0301", "Å", "\u200b", "\u00ad", "\x07", "\ufeff",
-    "[CLS]", "[SEP]", "[UNK]", "<s>", "</s>", "<mask>", "##ing", "Ġthe", "▁the", "the",
-    "1996-08-22", "6-0", "U.S.", "Anne-Gaelle", "'s", ".", ",", "(", ")", "$",
-    "a" * 300, "İstanbul", "ǅemal", "ΑΘΗΝΑ", "Ölüdeniz", "\U0001d518", "x\u0300\u0301\u0302",
+    "Peter",
+    "Blackburn",
+    "went",
+    "to",
+    "Brussels",
+    "Müller",
+    "José",
+    "São",
+    "Paulo",
+    "ﬁnance",
+    "東京",
+    "北京市",
+    "😀",
+    "👩\u200d💻",
+    "e\u0301",
+    "Å",
+    "\u200b",
+    "\u00ad",
+    "\x07",
+    "\ufeff",
+    "[CLS]",
+    "[SEP]",
+    "[UNK]",
+    "<s>",
+    "</s>",
+    "<mask>",
+    "##ing",
+    "Ġthe",
+    "▁the",
+    "the",
+    "1996-08-22",
+    "6-0",
+    "U.S.",
+    "Anne-Gaelle",
+    "'s",
+    ".",
+    ",",
+    "(",
+    ")",
+    "$",
+    "a" * 300,
+    "İstanbul",
+    "ǅemal",
+    "ΑΘΗΝΑ",
+    "Ölüdeniz",
+    "\U0001d518",
+    "x\u0300\u0301\u0302",
 ]
 
 
@@ -33,8 +75,14 @@ def reference(tokenizer, doc):
     index = [t.i for t in doc if not t.is_space]
     if not index:
         return [], []
-    enc = tokenizer([[doc[i].text for i in index]], is_split_into_words=True, add_special_tokens=False,
-                    return_attention_mask=False, return_token_type_ids=False, verbose=False)
+    enc = tokenizer(
+        [[doc[i].text for i in index]],
+        is_split_into_words=True,
+        add_special_tokens=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
     return list(enc["input_ids"][0]), [index[w] for w in enc.word_ids(0)]
 
 
@@ -101,9 +149,11 @@ def test_docs_from_two_vocabs_in_one_buffer(checkpoints):
     nlp = make_nlp(checkpoints("bert"))
     state = nlp.get_pipe("long_ner").state
     other = spacy.blank("en")
-    docs = [Doc(nlp.vocab, words=["Peter", "went", "to", "Brussels"]),
-            Doc(other.vocab, words=["Zwingmann", "only", "here"]),
-            Doc(nlp.vocab, words=["Brussels"])]
+    docs = [
+        Doc(nlp.vocab, words=["Peter", "went", "to", "Brussels"]),
+        Doc(other.vocab, words=["Zwingmann", "only", "here"]),
+        Doc(nlp.vocab, words=["Brussels"]),
+    ]
     assert "Zwingmann" not in nlp.vocab.strings
     assert_exact(state, docs)
 
