@@ -54,7 +54,6 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Dict, List
 
 SYSTEMS = ["long_ner", "floor", "hf_pipeline", "hf_token_pipe"]
 # long_ner systems: (runtime, quantize).
@@ -74,7 +73,7 @@ RUNTIME_FLOOR = {
 INPUTS = ["sentences", "documents"]
 
 
-def load_inputs(corpus: Path, kind: str, limit: int = 0) -> List[List[str]]:
+def load_inputs(corpus: Path, kind: str, limit: int = 0) -> list[list[str]]:
     import spacy
     from spacy.tokens import DocBin
 
@@ -118,7 +117,7 @@ def load_long_ner(pipeline: str, args, system: str = "long_ner"):
     )
 
 
-def dtype_kwargs(args) -> Dict[str, str]:
+def dtype_kwargs(args) -> dict[str, str]:
     """from_pretrained/pipeline keyword for the peers' dtype: `dtype` in
     transformers 5, `torch_dtype` before."""
     import transformers
@@ -137,7 +136,7 @@ def hf_dtype(args):
     return "bfloat16" if args.precision == "bf16" else None
 
 
-def run_worker(system: str, kind: str, args) -> Dict[str, float]:
+def run_worker(system: str, kind: str, args) -> dict[str, float]:
     import torch
 
     words = load_inputs(args.corpus, kind, args.limit)
@@ -238,7 +237,7 @@ def run_worker(system: str, kind: str, args) -> Dict[str, float]:
     return out
 
 
-def floor_pass(tok, model, words: List[List[str]], device, args, budget: int = 0) -> int:
+def floor_pass(tok, model, words: list[list[str]], device, args, budget: int = 0) -> int:
     """Tokenize, cut into max-length chunks, forward all chunks in
     length-sorted batches (the same batching as long_ner: spacy_longner's
     make_batches, here over the whole input at once), argmax. `model` is a
@@ -247,8 +246,8 @@ def floor_pass(tok, model, words: List[List[str]], device, args, budget: int = 0
     import numpy as np
     import torch
 
-    from spacy_longner.checkpoint import pad_multiple_of
     from spacy_longner.batching import make_batches
+    from spacy_longner.checkpoint import pad_multiple_of
 
     enc = tok(words, is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"]
     cls, sep = tok.cls_token_id, tok.sep_token_id
@@ -292,7 +291,7 @@ def floor_pass(tok, model, words: List[List[str]], device, args, budget: int = 0
     return n_tags
 
 
-def run_scaling(args) -> Dict[str, float]:
+def run_scaling(args) -> dict[str, float]:
     words = [w for doc in load_inputs(args.corpus, "documents") for w in doc]
     nlp = load_long_ner(args.pipeline, args)
     from spacy.tokens import Doc
@@ -309,7 +308,7 @@ def run_scaling(args) -> Dict[str, float]:
     return out
 
 
-def run_memory(args) -> Dict[str, float]:
+def run_memory(args) -> dict[str, float]:
     sentences = [" ".join(w) for w in load_inputs(args.corpus, "sentences")]
     nlp = load_long_ner(args.pipeline, args)
 
@@ -318,7 +317,7 @@ def run_memory(args) -> Dict[str, float]:
             yield sentences[i % len(sentences)]
 
     samples = []
-    for i, doc in enumerate(nlp.pipe(stream(), batch_size=args.batch_size)):
+    for i, _doc in enumerate(nlp.pipe(stream(), batch_size=args.batch_size)):
         if i % 1000 == 0:
             samples.append((i, current_rss_mb()))
     samples.append((args.memory_docs, current_rss_mb()))
@@ -332,7 +331,7 @@ def run_memory(args) -> Dict[str, float]:
     }
 
 
-def plot(results: Dict, path: Path) -> None:
+def plot(results: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -400,7 +399,9 @@ def main() -> None:
         "--passes",
         type=int,
         default=1,
-        help="passes over the input in each worker process: the first is the result (cold: spaCy's tokenizer, its vocab and long_ner's wordpiece cache fill up as they go); later ones are kept as `later_passes_words_per_second` and give the warm ratios",
+        help="passes over the input in each worker process: the first is the result (cold: spaCy's tokenizer, "
+        "its vocab and long_ner's wordpiece cache fill up as they go); later ones are kept as "
+        "`later_passes_words_per_second` and give the warm ratios",
     )
     parser.add_argument("--memory-docs", type=int, default=50_000)
     parser.add_argument("--skip-extra", action="store_true", help="no scaling/memory runs")
@@ -447,7 +448,7 @@ def main() -> None:
         str(args.memory_docs),
     ] + (["--gpu"] if args.gpu else [])
 
-    def worker(system: str, kind: str) -> Dict:
+    def worker(system: str, kind: str) -> dict:
         python = args.peer_python if system == "hf_token_pipe" and args.peer_python else sys.executable
         out = subprocess.run([python] + base + ["--worker", system, kind], capture_output=True, text=True)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -458,7 +459,6 @@ def main() -> None:
     import platform
 
     import torch
-
     from machine import cpu_model
 
     device = (
@@ -466,7 +466,7 @@ def main() -> None:
         if args.gpu
         else f"CPU {cpu_model()} ({os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads)"
     )
-    results: Dict = {
+    results: dict = {
         "device": device,
         "platform": platform.platform(),
         "pipeline": args.pipeline,

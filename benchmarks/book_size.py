@@ -34,7 +34,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -46,8 +45,8 @@ DEFAULT_CONLL = Path(__file__).resolve().parents[1].parent / "shared" / "data" /
 def conll_text(path: Path) -> str:
     """CoNLL-2003 documents as running text: a sentence's tokens joined by
     spaces, sentences by a space, documents by a blank line."""
-    docs: List[List[str]] = []
-    sentence: List[str] = []
+    docs: list[list[str]] = []
+    sentence: list[str] = []
     for line in path.read_text(encoding="utf8").splitlines():
         if line.startswith("-DOCSTART-"):
             docs.append([])
@@ -70,7 +69,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(system: str, pipeline: str, conll: Path, n_chars: int) -> Dict[str, object]:
+def measure(system: str, pipeline: str, conll: Path, n_chars: int) -> dict[str, object]:
     """One measurement, in this process."""
     import spacy
 
@@ -113,7 +112,7 @@ def measure(system: str, pipeline: str, conll: Path, n_chars: int) -> Dict[str, 
     }
 
 
-def run(system: str, pipeline: str, conll: Path, n_chars: int) -> Dict[str, object]:
+def run(system: str, pipeline: str, conll: Path, n_chars: int) -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, __file__, "--worker", system, pipeline, str(conll), str(n_chars)],
         capture_output=True,
@@ -141,7 +140,7 @@ def main() -> None:
     if not args.conll.exists():
         sys.exit(f"CoNLL-2003 dev not found at {args.conll}: give --conll PATH")
     pipelines = dict(p.split("=", 1) for p in args.pipeline)
-    results: Dict[str, object] = {"cpu": cpu_model(), "sizes": args.sizes, "baseline": {}, "pipelines": {}}
+    results: dict[str, object] = {"cpu": cpu_model(), "sizes": args.sizes, "baseline": {}, "pipelines": {}}
     for n in args.sizes:
         r = run("doc", "", args.conll, n)
         results["baseline"][str(n)] = r  # type: ignore[index]
@@ -158,7 +157,8 @@ def main() -> None:
                 rows.setdefault(system, {})[str(n)] = r
                 print(
                     f"{system:>8} {name:>10} {n:>11,} chars: peak {r['peak_rss_mb']:7.0f} MB "
-                    f"(+{r['excess_mb']:.0f} over the Doc), {r['words_per_second']:8.0f} words/s, {r['entities']:,} entities",
+                    f"(+{r['excess_mb']:.0f} over the Doc), {r['words_per_second']:8.0f} words/s, "
+                    f"{r['entities']:,} entities",
                     flush=True,
                 )
             first, last = rows[system][str(args.sizes[0])], rows[system][str(args.sizes[-1])]
@@ -168,7 +168,8 @@ def main() -> None:
             }
             print(
                 f"{system:>8} {name:>10}: excess grows {rows[system]['summary']['excess_growth_mb']:+.0f} MB, "
-                f"words/s x{rows[system]['summary']['words_per_second_ratio']:.3f} from {args.sizes[0]:,} to {args.sizes[-1]:,} chars",
+                f"words/s x{rows[system]['summary']['words_per_second_ratio']:.3f} "
+                f"from {args.sizes[0]:,} to {args.sizes[-1]:,} chars",
                 flush=True,
             )
     if args.output:

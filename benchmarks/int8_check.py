@@ -27,7 +27,6 @@ from spacy_longner.corpus import bare_copy  # noqa: E402
 from spacy_longner.device import cpu_has_bf16  # noqa: E402
 from spacy_longner.report import conlleval, doc_iob2  # noqa: E402
 
-
 # Model settings of each variant.
 VARIANTS = {
     "none": {},

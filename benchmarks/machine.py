@@ -1,16 +1,15 @@
 """What the benchmarks record about the machine they ran on."""
 
 import platform
-from typing import Dict
 
 # The vector instructions that decide fp32, bf16 and int8 speed on x86, named
 # as /proc/cpuinfo flags, in the order they are reported.
 ISA_FLAGS = ["avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
 
 
-def _cpuinfo() -> Dict[str, str]:
+def _cpuinfo() -> dict[str, str]:
     """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
-    fields: Dict[str, str] = {}
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf8") as f:
             for line in f:
@@ -34,4 +33,5 @@ def cpu_model() -> str:
         return platform.processor()
     flags = set(fields.get("flags", "").split())
     isa = [flag for flag in ISA_FLAGS if flag in flags]
-    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}; {' '.join(isa) or 'no AVX2'})"
+    family, model = fields.get("cpu family", "?"), fields.get("model", "?")
+    return f"{name} (family {family}, model {model}; {' '.join(isa) or 'no AVX2'})"

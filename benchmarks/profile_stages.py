@@ -29,6 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import spacy
+from machine import cpu_model
 from spacy.tokens import DocBin
 
 import spacy_longner.align as align_mod
@@ -36,7 +37,6 @@ import spacy_longner.batching as batching_mod
 import spacy_longner.model as model_mod
 import spacy_longner.onnx_backend as onnx_mod
 import spacy_longner.prediction as prediction_mod
-from machine import cpu_model
 
 TIMES = defaultdict(float)
 COUNTS = defaultdict(int)
@@ -177,7 +177,8 @@ def main() -> None:
         }
         print(
             f"== {kind}: {n_words} words, {n_words / total:.0f} words/s; {COUNTS['buffers']} buffers, "
-            f"{COUNTS['forward_calls']} forward calls, padded/real wordpieces {COUNTS['padded_wordpieces'] / max(1, COUNTS['real_wordpieces']):.3f}"
+            f"{COUNTS['forward_calls']} forward calls, padded/real wordpieces "
+            f"{COUNTS['padded_wordpieces'] / max(1, COUNTS['real_wordpieces']):.3f}"
         )
         for k, v in per_word.items():
             print(f"{k:>18}: {v:7.2f} us/word ({100 * stages[k] / total:4.1f}%)")

@@ -34,7 +34,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,11 +94,11 @@ SHAPES = {
 }
 
 
-def make_shapes(out: Path, tiny: bool, conll_dir: Path, names: List[str]) -> None:
+def make_shapes(out: Path, tiny: bool, conll_dir: Path, names: list[str]) -> None:
     """config.json and the tokenizer of each model, no weights."""
     from transformers import AlbertConfig, LongformerConfig
 
-    from spacy_longner.testing import train_tokenizer, read_conll_sentences
+    from spacy_longner.testing import read_conll_sentences, train_tokenizer
 
     train = conll_dir / "train.txt"
     if tiny:
@@ -140,7 +139,7 @@ def make_shapes(out: Path, tiny: bool, conll_dir: Path, names: List[str]) -> Non
         )
 
 
-def count_pieces(tok, words: List[str]) -> int:
+def count_pieces(tok, words: list[str]) -> int:
     return len(tok(words, is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"])
 
 
@@ -188,7 +187,7 @@ def wordpieces_per_word(shape: Path, corpus: Path) -> float:
     return sum(map(len, pieces)) / sum(map(len, words))
 
 
-def train_worker(args) -> Dict:
+def train_worker(args) -> dict:
     import resource
 
     import spacy
@@ -215,7 +214,7 @@ def train_worker(args) -> Dict:
     times, losses = [], []
     for step in range(args.train_steps + 1):
         batch = examples[step * n_windows : (step + 1) * n_windows]
-        step_losses: Dict[str, float] = {}
+        step_losses: dict[str, float] = {}
         sync()
         start = time.perf_counter()
         nlp.update(batch, sgd=optimizer, losses=step_losses)
@@ -242,7 +241,7 @@ def train_worker(args) -> Dict:
     return out
 
 
-def run_part(cmd: List[str], timeout: int) -> "tuple[str, str]":
+def run_part(cmd: list[str], timeout: int) -> "tuple[str, str]":
     """stdout and stderr of a measuring process; one that runs past `timeout`
     is stopped and reported, and the next part still runs."""
     try:
@@ -257,11 +256,10 @@ def run_all(args) -> None:
     import platform
 
     import torch
-
     from machine import cpu_model
 
     device = torch.cuda.get_device_name(0) if args.gpu else f"CPU {cpu_model()}"
-    results: Dict = {"device": device, "platform": platform.platform(), "torch": torch.__version__, "models": {}}
+    results: dict = {"device": device, "platform": platform.platform(), "torch": torch.__version__, "models": {}}
     work = Path(args.work)
 
     def save() -> None:  # after every part: a run cut short keeps what it measured
@@ -278,7 +276,7 @@ def run_all(args) -> None:
                 [sys.executable, str(ROOT / "scripts" / "random_pipeline.py"), str(shape), str(pipeline)], check=True
             )
         config = json.loads((shape / "config.json").read_text(encoding="utf8"))
-        entry: Dict = {
+        entry: dict = {
             "shape": config,
             "tiny_stand_in": config["hidden_size"] != SHAPES[name]["config"]["hidden_size"],
             "wordpieces_per_word": wordpieces_per_word(shape, args.corpus),

@@ -1,7 +1,8 @@
 """`python -m spacy benchmark speed` against nlp.pipe on the same data: the
 pipeline's words per second measured both ways, and their ratio.
 
-    python benchmarks/speed_check.py training/minilm/model-best corpus/dev.spacy metrics/minilm/speed_check.json [--batches 30]
+    python benchmarks/speed_check.py training/minilm/model-best corpus/dev.spacy \
+        metrics/minilm/speed_check.json [--batches 30]
 
 nlp.pipe gets the docs that spaCy's benchmark reads (spacy.Corpus: each
 document's text re-tokenized, no sentences), with nlp.batch_size, timed as
@@ -74,7 +75,8 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2), encoding="utf8")
     print(
-        f"nlp.pipe: {pipe_wps:.0f} words/s; spacy benchmark speed: {bench_wps:.0f} words/s; ratio {bench_wps / pipe_wps:.3f}"
+        f"nlp.pipe: {pipe_wps:.0f} words/s; spacy benchmark speed: {bench_wps:.0f} words/s; "
+        f"ratio {bench_wps / pipe_wps:.3f}"
     )
 
 

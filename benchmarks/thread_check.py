@@ -4,7 +4,8 @@ runtime, and whether the threads' entities equal the single caller's. The
 pipeline's model (torch) or ONNX Runtime session (onnx) is shared by all
 threads, each call using the torch thread count as its intra-op threads.
 
-    python benchmarks/thread_check.py PIPELINE corpus/dev.spacy metrics/threads.json [--threads 2] [--runtimes torch onnx]
+    python benchmarks/thread_check.py PIPELINE corpus/dev.spacy metrics/threads.json \
+        [--threads 2] [--runtimes torch onnx]
 """
 
 import argparse
@@ -15,9 +16,8 @@ from pathlib import Path
 
 import spacy
 import torch
-from spacy.tokens import DocBin
-
 from machine import cpu_model
+from spacy.tokens import DocBin
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
         shares = [list(range(i, len(texts), args.threads)) for i in range(args.threads)]
         found = {}
 
-        def work(i):
+        def work(i, nlp=nlp, shares=shares, found=found):
             found[i] = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe([texts[j] for j in shares[i]])]
 
         workers = [threading.Thread(target=work, args=(i,)) for i in range(args.threads)]

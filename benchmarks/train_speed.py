@@ -1,7 +1,8 @@
 """Training speed of a config in fp32 and bf16 (or other precisions), on the
 same batches, each precision in a fresh process:
 
-    python benchmarks/train_speed.py configs/minilm_conll03_cpu.cfg corpus/train.spacy corpus/dev.spacy metrics/train_speed.json
+    python benchmarks/train_speed.py configs/minilm_conll03_cpu.cfg corpus/train.spacy corpus/dev.spacy \
+        metrics/train_speed.json
 
 Each run initializes the pipeline as `spacy train` does (init_nlp), takes the
 first (warmup + steps) batches of the config's training corpus and batcher,
@@ -80,7 +81,6 @@ def main() -> None:
         print("RESULT " + json.dumps(run(args)))
         return
     import torch
-
     from machine import cpu_model
 
     from spacy_longner.device import cpu_has_bf16

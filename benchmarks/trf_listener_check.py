@@ -4,20 +4,26 @@ file with their POS tags; prints its accuracy on them, whether long_ner's
 entities changed, and the HF model's forward calls with and without the
 tagger. Needs the [trf] extra (spacy-transformers):
 
-    .venv-trf/bin/python benchmarks/trf_listener_check.py training/minilm/model-best ../shared/data/conll2003/dev.txt 200 0.01
+    .venv-trf/bin/python benchmarks/trf_listener_check.py training/minilm/model-best \
+        ../shared/data/conll2003/dev.txt 200 0.01
 """
 
-import sys, time
+import sys
+import time
+
 import numpy as np
 import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
+
 import spacy_longner  # noqa
 
 pipeline, conll = sys.argv[1], sys.argv[2]
 sents = []
 words, tags = [], []
-for line in open(conll, encoding="utf8"):
+with open(conll, encoding="utf8") as f:
+    lines = f.read().splitlines()
+for line in lines:
     parts = line.split()
     if not parts:
         if words:
@@ -59,7 +65,7 @@ calls.clear()
 opt = nlp.initialize(lambda: egs)
 opt.learn_rate = float(sys.argv[4])
 t0 = time.time()
-for step in range(int(sys.argv[3])):
+for _step in range(int(sys.argv[3])):
     nlp.update(egs, sgd=opt, exclude=["long_ner"], annotates=["long_ner"])
 calls.clear()
 docs = list(nlp.pipe([Doc(nlp.vocab, words=w) for w, _ in sents]))
@@ -70,5 +76,6 @@ calls.clear()
 with nlp.select_pipes(disable=["tagger"]):
     list(nlp.pipe([Doc(nlp.vocab, words=w) for w, _ in sents]))
 print(
-    f"accuracy {acc:.4f} after {sys.argv[3]} steps ({time.time() - t0:.0f} s); entities unchanged: {before == after}; forward calls with tagger {n}, without {len(calls)}"
+    f"accuracy {acc:.4f} after {sys.argv[3]} steps ({time.time() - t0:.0f} s); entities unchanged: "
+    f"{before == after}; forward calls with tagger {n}, without {len(calls)}"
 )

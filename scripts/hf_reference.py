@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import torch
-from spacy.training import iob_to_biluo, biluo_to_iob
+from spacy.training import biluo_to_iob, iob_to_biluo
 
 from spacy_longner.conll import read_conll
 from spacy_longner.model import package_model_path

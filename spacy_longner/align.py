@@ -9,7 +9,7 @@ the model (their tag is O).
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Callable
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class WordpieceCache:
         self.clear()
 
     def clear(self) -> None:
-        self.row_of: Dict[int, int] = {}
+        self.row_of: dict[int, int] = {}
         self.starts = np.zeros(0, dtype=np.int64)
         self.lengths = np.zeros(0, dtype=np.int64)
         self.ids = np.zeros(0, dtype=np.int64)
@@ -85,7 +85,7 @@ class WordpieceCache:
             rows[missing] = self._add(new_keys, [word_of(k) for k in new_keys])
         return rows[inverse.reshape(-1)]
 
-    def _add(self, keys: List[int], words: List["tuple[str, bool]"]) -> np.ndarray:
+    def _add(self, keys: list[int], words: list["tuple[str, bool]"]) -> np.ndarray:
         """Tokenize new words in one call, as one sequence of pre-split words;
         their rows."""
         sent = [i for i, (_, skip) in enumerate(words) if not skip]

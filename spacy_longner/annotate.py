@@ -12,11 +12,13 @@ Re-running with the same OUTPUT resumes after the records it already holds.
 """
 
 import argparse
+import contextlib
 import json
-from dataclasses import dataclass
 from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Deque, Dict, Iterator, Optional, Set, Tuple, Union
+from typing import Callable, Optional, Union
 
 from wasabi import msg
 
@@ -81,10 +83,10 @@ def read_records(path: Path, text_key: str = "text") -> Iterator[Record]:
             yield Record(n, obj[text_key], id=obj.get("id"))
 
 
-def done_keys(output: Path) -> Tuple[Set[Union[int, str]], int]:
+def done_keys(output: Path) -> tuple[set[Union[int, str]], int]:
     """Keys already in the output, and the byte length of its complete lines
     (a line cut off by a crash is dropped)."""
-    keys: Set[Union[int, str]] = set()
+    keys: set[Union[int, str]] = set()
     if not output.exists():
         return keys, 0
     good = 0
@@ -109,7 +111,7 @@ def long_ner_spans_key(nlp) -> str:
     return next((p.cfg["spans_key"] for _, p in nlp.pipeline if isinstance(p, LongNER)), "long_ner")
 
 
-def write_entities(out, head: Dict[str, object], entities: Iterator[Dict[str, object]]) -> None:
+def write_entities(out, head: dict[str, object], entities: Iterator[dict[str, object]]) -> None:
     """One output line, `{**head, "entities": [...]}` as json.dumps writes
     it, the entities written one at a time (a book has hundreds of
     thousands)."""
@@ -147,10 +149,8 @@ def set_error_handler(nlp, handler: Callable) -> None:
     keep raising."""
     nlp.default_error_handler = handler
     for _, proc in nlp.pipeline:
-        try:
+        with contextlib.suppress(AttributeError):
             proc.set_error_handler(handler)
-        except AttributeError:
-            pass
 
 
 def annotate(
@@ -162,7 +162,7 @@ def annotate(
     n_process: int = 1,
     text_key: str = "text",
     progress: bool = True,
-) -> Dict[str, int]:
+) -> dict[str, int]:
     """Annotate every record of `input_path` into `output` (JSONL, input
     order), resuming after the records it already holds. A record that
     cannot be annotated (malformed, not UTF-8, too long for the pipeline, a
@@ -182,11 +182,11 @@ def annotate(
     counts = {"done": 0, "skipped_existing": 0, "skipped": 0, "read": 0}
     # Records flow lazily (a folder of books is never all in memory): each
     # goes into `pending` as the pipeline reads it, and leaves it in order.
-    pending: Deque[Record] = deque()
+    pending: deque[Record] = deque()
 
     records = iter(read_records(input_path, text_key))
 
-    def texts() -> Iterator[Tuple[str, Record]]:
+    def texts() -> Iterator[tuple[str, Record]]:
         for rec in records:
             if rec.key in keys:
                 counts["skipped_existing"] += 1

@@ -2,8 +2,6 @@
 indices inside them, and reductions over the few columns of a label array.
 Leaf module: imports nothing from the package."""
 
-from typing import Tuple
-
 import numpy as np
 
 
@@ -15,7 +13,7 @@ def offsets(lengths) -> np.ndarray:
     return out
 
 
-def ragged_index(starts: np.ndarray, lengths: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def ragged_index(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The concatenated ranges `starts[i] : starts[i] + lengths[i]`, and for
     each index the run it belongs to (without a Python loop over runs)."""
     lengths = np.asarray(lengths, dtype=np.int64)

@@ -6,11 +6,12 @@ sees a device: what a forward call costs comes in as a number
 (`plan_buffer(..., overhead=)`, runtime.batch_overhead)."""
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Optional
 
 import numpy as np
-from spacy.strings import hash_string
+from spacy.strings import hash_string  # type: ignore[attr-defined]  # not in spaCy's stubs
 from spacy.tokens import Doc
 from thinc.api import Model
 
@@ -21,7 +22,7 @@ from .errors import Warnings
 from .windows import WindowPlan, sentence_cut_windows, sentence_windows, sliding_windows
 
 
-def encode_docs(state: HFState, docs: Sequence[Doc]) -> List[DocEncoding]:
+def encode_docs(state: HFState, docs: Sequence[Doc]) -> list[DocEncoding]:
     """The words of each doc (whitespace tokens left out) through the
     checkpoint's tokenizer, via the cache of each distinct word's wordpieces
     (align.WordpieceCache): the whole buffer's tokens are looked up at once by
@@ -104,7 +105,7 @@ def plan_doc(model: Model, state: HFState, doc: Doc, enc: DocEncoding) -> Window
         # the mode the pipeline was trained for. Marked as warned only once
         # the warning is out: where warnings are errors it raises for every
         # buffer, whichever thread plans it (prefetch).
-        warnings.warn(Warnings.W003.format(context=context))
+        warnings.warn(Warnings.W003.format(context=context), stacklevel=2)
         state.warned_no_sents = True
     sents = sentence_starts_wp(doc, enc)
     size = model.attrs["context_size"] if context == "sentence_context" else None
@@ -130,14 +131,14 @@ PAD_TOLERANCE = 0.1
 
 def make_batches(
     window_ids: Sequence[np.ndarray],
-    prefix: List[int],
-    suffix: List[int],
+    prefix: list[int],
+    suffix: list[int],
     pad_id: int,
     budget: int,
     pad_multiple: int = 1,
     pad_tolerance: float = PAD_TOLERANCE,
     overhead: int = 0,
-) -> List[Batch]:
+) -> list[Batch]:
     """Length-sorted batches of windows, each within `budget` padded wordpieces
     (a single window longer than the budget gets a batch of its own). Widths
     are rounded up to a multiple of `pad_multiple`. A batch takes only
@@ -162,7 +163,7 @@ def make_batches(
     # of any length under it pad alike, and only the rounded widths tell
     # what a batch adds.
     sorted_widths = -(-sorted_lengths // pad_multiple) * pad_multiple
-    groups: List[List[int]] = []  # [first, end, width] in sorted order
+    groups: list[list[int]] = []  # [first, end, width] in sorted order
     i = 0
     while i < len(order):
         width = int(sorted_widths[i])
@@ -181,7 +182,7 @@ def make_batches(
                 continue
         groups.append([i, end, width])
         i = end
-    batches: List[Batch] = []
+    batches: list[Batch] = []
     for first, end, width in groups:
         chosen = order[first:end]
         b = len(chosen)
@@ -212,8 +213,8 @@ class PlannedBuffer:
         wordpieces, with no boolean masks (which synchronise a GPU).
     """
 
-    encs: List[DocEncoding]
-    batches: List["Batch"]
+    encs: list[DocEncoding]
+    batches: list["Batch"]
     gather: np.ndarray
     n_prefix: int
     rows: np.ndarray = None  # type: ignore[assignment]
@@ -223,7 +224,7 @@ class PlannedBuffer:
             self.rows = output_rows(self.batches, self.gather, self.n_prefix)
 
     @property
-    def wp_lengths(self) -> List[int]:
+    def wp_lengths(self) -> list[int]:
         return [enc.n_wp for enc in self.encs]
 
 
@@ -246,7 +247,7 @@ def plan_buffer(model: Model, docs: Sequence[Doc], *, overhead: int = 0, budget:
     encs = encode_docs(state, docs)
     n_wp = np.fromiter((enc.n_wp for enc in encs), dtype=np.int64, count=len(encs))
     one_window = n_wp <= state.window if model.attrs["context"] == "document" else np.zeros(len(encs), dtype=bool)
-    window_ids: List[np.ndarray] = []
+    window_ids: list[np.ndarray] = []
     window_base = np.zeros(len(encs), dtype=np.int64)
     plans = {}
     for i, (doc, enc, single) in enumerate(zip(docs, encs, one_window.tolist())):

@@ -7,8 +7,9 @@ import gc
 import re
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional
 
 from thinc.api import Model
 
@@ -61,8 +62,8 @@ class HFState:
         source: str,
         has_head: bool,
         max_len: int,
-        prefix: List[int],
-        suffix: List[int],
+        prefix: list[int],
+        suffix: list[int],
         window: int,
         stride: int,
         global_attention: str,
@@ -79,7 +80,7 @@ class HFState:
         self.global_attention = global_attention
         self.pad_multiple = pad_multiple_of(hf_model.config)
         self.exact_lengths = needs_exact_lengths(hf_model.config)
-        self.derived: Dict[str, Any] = {}
+        self.derived: dict[str, Any] = {}
         self.warned_no_sents = False
         self.warned_fork = False
         self.predicted_in_pid: Optional[int] = None
@@ -122,7 +123,7 @@ class HFState:
         return self._wordpieces
 
     @property
-    def labels(self) -> List[str]:
+    def labels(self) -> list[str]:
         cfg = self.hf_model.config
         return [cfg.id2label[i] for i in range(cfg.num_labels)]
 
@@ -132,7 +133,7 @@ class HFState:
         return int(pad) if pad is not None else 0
 
 
-def resolve_source(name: str, component: str) -> Tuple[str, bool]:
+def resolve_source(name: str, component: str) -> tuple[str, bool]:
     """(source, is_local) for the `name` setting; a missing local path is an error."""
     if not name:
         raise ValueError(Errors.E001.format(component=component))
@@ -145,7 +146,7 @@ def resolve_source(name: str, component: str) -> Tuple[str, bool]:
     return name, False
 
 
-def special_tokens(tokenizer) -> Tuple[List[int], List[int]]:
+def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     """The ids the tokenizer puts before and after a single sequence of
     pre-split words: the wordpieces that its `word_ids()` marks as no word
     (the tokenizer's public API in transformers 4 and 5, for every family)."""
@@ -207,7 +208,7 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def sentencepiece_missing() -> List[str]:
+def sentencepiece_missing() -> list[str]:
     """Which of the packages that build a fast tokenizer from a SentencePiece
     model are not installed."""
     import importlib.util
@@ -300,7 +301,8 @@ def load_checkpoint(
     encoder_missing = [k for k in all_missing if k not in missing]
     if encoder_missing:
         warnings.warn(
-            Warnings.W005.format(path=source, n=len(encoder_missing), keys=", ".join(sorted(encoder_missing)[:5]))
+            Warnings.W005.format(path=source, n=len(encoder_missing), keys=", ".join(sorted(encoder_missing)[:5])),
+            stacklevel=2,
         )
     labels = [hf_model.config.id2label[i] for i in range(hf_model.config.num_labels)]
     generic = all(_GENERIC_LABEL.match(str(lab)) for lab in labels)

@@ -7,7 +7,7 @@ spacy-longner evaluate PIPELINE CORPUS OUTPUT      the seeds' reports on .spacy 
 
 import argparse
 import sys
-from typing import List, Optional
+from typing import Optional
 
 from wasabi import msg
 
@@ -36,7 +36,7 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     args = make_parser().parse_args(argv)
     module, _ = COMMANDS[args.command]
     try:

@@ -1,9 +1,10 @@
 """CoNLL-2003 files (IOB1 or IOB2) to spaCy Docs: one Doc per -DOCSTART-
 document, sentence boundaries kept, or one Doc per sentence."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Union
+from typing import Union
 
 from spacy.tokens import Doc
 from spacy.training import biluo_tags_to_spans, iob_to_biluo
@@ -12,8 +13,8 @@ from spacy.vocab import Vocab
 
 @dataclass
 class ConllDoc:
-    sentences: List[List[str]]  # words per sentence
-    tags: List[List[str]]  # NER tags (last column) per sentence
+    sentences: list[list[str]]  # words per sentence
+    tags: list[list[str]]  # NER tags (last column) per sentence
 
 
 def read_conll(path: Union[str, Path]) -> Iterator[ConllDoc]:
@@ -21,8 +22,8 @@ def read_conll(path: Union[str, Path]) -> Iterator[ConllDoc]:
     between sentences, -DOCSTART- lines between documents). A file without
     -DOCSTART- lines is one document."""
     doc = ConllDoc([], [])
-    words: List[str] = []
-    tags: List[str] = []
+    words: list[str] = []
+    tags: list[str] = []
 
     def close_sentence():
         nonlocal words, tags
@@ -51,7 +52,7 @@ def read_conll(path: Union[str, Path]) -> Iterator[ConllDoc]:
         yield doc
 
 
-def to_docs(vocab: Vocab, conll_doc: ConllDoc, *, by_sentence: bool = False) -> List[Doc]:
+def to_docs(vocab: Vocab, conll_doc: ConllDoc, *, by_sentence: bool = False) -> list[Doc]:
     """spaCy Docs with gold entities (IOB1 and IOB2 both read right: spaCy's
     iob_to_biluo starts an entity at an I- after O or another type)."""
     units = (
@@ -62,9 +63,9 @@ def to_docs(vocab: Vocab, conll_doc: ConllDoc, *, by_sentence: bool = False) -> 
     docs = []
     for sents, tags in units:
         words = [w for s in sents for w in s]
-        sent_starts = [i == 0 for s in sents for i in range(len(s))]
+        sent_starts: list[Union[bool, int, None]] = [i == 0 for s in sents for i in range(len(s))]
         doc = Doc(vocab, words=words, sent_starts=sent_starts)
-        biluo: List[str] = []
+        biluo: list[str] = []
         for t in tags:
             biluo.extend(iob_to_biluo(t))
         doc.ents = biluo_tags_to_spans(doc, biluo)

@@ -9,8 +9,9 @@ context), and the batcher can mix sentences of different documents (as a
 Hugging Face run_ner batch of 32 random sentences does) instead of
 batching whole, topically uniform documents."""
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Union
+from typing import Callable, Optional, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -118,7 +119,9 @@ def retokenized(nlp: Language, reference: Doc, one_sentence: bool = False) -> Do
 def bare_copy(vocab, doc: Doc) -> Doc:
     """A new doc with `doc`'s words, spaces and sentence boundaries, nothing
     else: what a pipeline is given to predict on a gold doc."""
-    sent_starts = [bool(t.is_sent_start) for t in doc] if doc.has_annotation("SENT_START") else None
+    sent_starts: Optional[list[Union[bool, int, None]]] = (
+        [bool(t.is_sent_start) for t in doc] if doc.has_annotation("SENT_START") else None
+    )
     return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc], sent_starts=sent_starts)
 
 

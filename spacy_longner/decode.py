@@ -6,8 +6,9 @@ X becomes I-X.
 """
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Optional
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from .errors import Errors
 SCHEMES = ("auto", "IOB1", "IOB2", "BIOES", "BILOU", "IO")
 DECODINGS = ("conlleval", "viterbi")
 
-O, B, I, E, S = 0, 1, 2, 3, 4
+O, B, I, E, S = 0, 1, 2, 3, 4  # noqa: E741  (the tag prefixes, named as in the tags)
 _PREFIX_CODES = {"B": B, "I": I, "E": E, "S": S, "L": E, "U": S}
 
 
@@ -33,11 +34,11 @@ class TagSet:
     o_index (int): id of the outside label.
     """
 
-    labels: Tuple[str, ...]
+    labels: tuple[str, ...]
     scheme: str
     prefix: np.ndarray
     type_id: np.ndarray
-    types: Tuple[str, ...]
+    types: tuple[str, ...]
     o_index: int
 
 
@@ -45,7 +46,7 @@ OUTSIDE = ("O", "o")
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
 
-def split_label(label: str) -> Tuple[Optional[str], str]:
+def split_label(label: str) -> tuple[Optional[str], str]:
     """Split 'B-PER' into ('B', 'PER'); exported heads also write 'b-per' and
     'B_PER' (the prefix is read upper-case, the type kept as written). A bare
     label 'PER' gives (None, 'PER')."""
@@ -119,7 +120,7 @@ def parse_tagset(labels: Sequence[str], scheme: str = "auto") -> TagSet:
 
 def chunk_arrays(
     prefix: np.ndarray, type_id: np.ndarray, seq_start: Optional[np.ndarray] = None
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """conlleval's chunking of one or many concatenated tag sequences, vectorised.
 
     prefix (np.ndarray): O/B/I/E/S code per token.
@@ -165,14 +166,14 @@ def chunk_arrays(
     return starts, last + 1, t[starts].astype(np.int64)
 
 
-def chunk_starts_ends(prefix: np.ndarray, type_id: np.ndarray) -> List[Tuple[int, int, int]]:
+def chunk_starts_ends(prefix: np.ndarray, type_id: np.ndarray) -> list[tuple[int, int, int]]:
     """conlleval's chunking of one tag sequence: (start, end, type_id), end
     exclusive (see chunk_arrays)."""
     starts, ends, types = chunk_arrays(prefix, type_id)
     return [(int(s), int(e), int(c)) for s, e, c in zip(starts, ends, types)]
 
 
-def allowed_transitions(tagset: TagSet) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def allowed_transitions(tagset: TagSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which tag may follow which under the scheme (for constrained decoding).
 
     RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): `trans[i, j]` (tag j may
@@ -227,7 +228,7 @@ def invalid_sequences(tags: np.ndarray, seq_id: np.ndarray, seq_start: np.ndarra
     return bad
 
 
-def viterbi_batch(log_probs: Sequence[np.ndarray], tagset: TagSet, allowed=None) -> List[np.ndarray]:
+def viterbi_batch(log_probs: Sequence[np.ndarray], tagset: TagSet, allowed=None) -> list[np.ndarray]:
     """viterbi() over many sequences at once: one step over all of them per
     position, so the Python loop runs as many times as the longest is long."""
     out = [np.zeros(0, dtype=np.int64) for _ in log_probs]
@@ -293,7 +294,7 @@ def decode_buffer(
     tagset: TagSet,
     *,
     decoding: str = "conlleval",
-) -> Tuple[np.ndarray, EntityArrays]:
+) -> tuple[np.ndarray, EntityArrays]:
     """Decode per-token label probabilities of many docs into tags and
     entities, each doc as its own sequence.
 

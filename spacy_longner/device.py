@@ -40,7 +40,7 @@ def autocast(device, precision: str):
         return torch.autocast(device_type="cuda", dtype=dtype)
     if device.type == "cpu" and precision == "bf16" and cpu_has_bf16():
         return torch.autocast(device_type="cpu", dtype=dtype)
-    warnings.warn(Warnings.W002.format(precision=precision, device=device))
+    warnings.warn(Warnings.W002.format(precision=precision, device=device), stacklevel=2)
     return contextlib.nullcontext()
 
 

@@ -21,8 +21,9 @@ scikit-learn, matplotlib).
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Optional
 
 from wasabi import msg
 
@@ -65,9 +66,12 @@ def raw_text(gold_doc, layout: str, width: int = 70):
     parts, offsets, line_len, pos = [], [], 0, 0
     for i, tok in enumerate(gold_doc):
         if i:
-            if layout == "line_per_sentence" and i in sent_start:
-                sep = "\n"
-            elif layout == "wrapped_70" and line_len + 1 + len(tok.text) > width:
+            if (
+                layout == "line_per_sentence"
+                and i in sent_start
+                or layout == "wrapped_70"
+                and line_len + 1 + len(tok.text) > width
+            ):
                 sep = "\n"
             else:
                 sep = " "
@@ -209,13 +213,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="override long_ner's model settings, e.g. context=document cut_at_sentences=false (values as JSON, else strings)",
+        help="override long_ner's model settings, e.g. context=document cut_at_sentences=false "
+        "(values as JSON, else strings)",
     )
 
 
-def parse_settings(items) -> Dict[str, object]:
+def parse_settings(items) -> dict[str, object]:
     """KEY=VALUE pairs, values read as JSON where they parse, else strings."""
-    out: Dict[str, object] = {}
+    out: dict[str, object] = {}
     for item in items:
         key, _, value = item.partition("=")
         try:
@@ -251,9 +256,9 @@ def evaluate_splits(
     sample: int = 5,
     gpu_id: int = -1,
     raw: bool = True,
-    settings: Optional[Dict[str, object]] = None,
-    model_settings: Optional[Dict[str, object]] = None,
-) -> Dict[str, dict]:
+    settings: Optional[dict[str, object]] = None,
+    model_settings: Optional[dict[str, object]] = None,
+) -> dict[str, dict]:
     """Write the seeds' reports for each split found in `corpus` to `output`;
     RETURNS the conlleval scores by split. `settings` and `model_settings`
     override long_ner's component and model settings for this run. A split
@@ -271,7 +276,7 @@ def evaluate_splits(
         overrides["model"] = dict(model_settings)
     nlp = spacy.load(model, config={"components": {"long_ner": overrides}} if overrides else {})
     output.mkdir(parents=True, exist_ok=True)
-    results: Dict[str, dict] = {}
+    results: dict[str, dict] = {}
     for split in splits:
         path = corpus / f"{split}.spacy"
         if not path.exists():

@@ -56,12 +56,12 @@ def resident_bytes() -> Optional[int]:
         return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _page_size() -> int:
     return os.sysconf("SC_PAGE_SIZE")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _malloc_trim() -> Optional[Callable[[int], int]]:
     if sys.platform.startswith("linux"):
         try:

@@ -1,7 +1,8 @@
 """A ready spaCy pipeline from an already fine-tuned Hugging Face
 token-classification checkpoint (local folder or hub id), with no training:
 
-    spacy-longner import-hf PATH_OR_HUB_ID my_pipeline [--label-map LABEL_0=PER ...] [--runtime onnx] [--package packages]
+    spacy-longner import-hf PATH_OR_HUB_ID my_pipeline [--label-map PERSON=PER ...] \
+        [--runtime onnx] [--package packages]
 
 The folder holds the weights (safetensors), the tokenizer and the labels, and
 loads offline with spacy.load(); with --runtime onnx also the ONNX graph of
@@ -11,7 +12,7 @@ wheel of it that `pip install` takes.
 
 import argparse
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 
 from wasabi import msg
 
@@ -29,7 +30,7 @@ def import_checkpoint(
     stride: Optional[int] = None,
     sentencizer: bool = False,
     decoding: str = "conlleval",
-    label_map: Optional[Dict[str, str]] = None,
+    label_map: Optional[dict[str, str]] = None,
     runtime: str = "torch",
     force: bool = False,
 ):
@@ -81,7 +82,7 @@ def build_wheel(pipeline: Path, packages: Path) -> Path:
     return wheels[-1]
 
 
-def parse_label_map(items) -> Dict[str, str]:
+def parse_label_map(items) -> dict[str, str]:
     """FROM=TO pairs, as given on the command line."""
     mapping = {}
     for item in items or ():
@@ -153,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     )
     pipe = nlp.get_pipe("long_ner")
     msg.good(
-        f"Saved {args.output}: labels {pipe.labels}, window {pipe.state.window}, stride {pipe.state.stride}, runtime {args.runtime}"
+        f"Saved {args.output}: labels {pipe.labels}, window {pipe.state.window}, stride {pipe.state.stride}, "
+        f"runtime {args.runtime}"
     )
     if args.package is not None:
         wheel = build_wheel(args.output, args.package)

@@ -17,7 +17,7 @@ project's configs name, so that a saved pipeline carries the rule.
 """
 
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 from spacy.language import Language
 from spacy.util import registry
@@ -32,7 +32,7 @@ NO_LIMIT = sys.maxsize
 SPACY_MAX_LENGTH = 10**6
 
 
-def length_bound_components(nlp: Language) -> List[str]:
+def length_bound_components(nlp: Language) -> list[str]:
     """The components whose memory grows with the text's length: spaCy's
     transition-based parser and NER (disabled ones too, as they can be
     enabled again)."""

@@ -15,7 +15,7 @@ the downstream component).
 spacy-transformers is imported only here, and only where a pipe asks for it.
 """
 
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
@@ -42,7 +42,7 @@ def is_listener(node, names) -> bool:
 
 
 def make_trf_data(
-    wp_token: np.ndarray, input_ids: np.ndarray, hidden: np.ndarray, n_tokens: int, strings: Optional[List[str]] = None
+    wp_token: np.ndarray, input_ids: np.ndarray, hidden: np.ndarray, n_tokens: int, strings: Optional[list[str]] = None
 ) -> Any:
     """A doc's TransformerData: its wordpieces as one sequence (the windows
     stitched, each wordpiece from the window that owns it), their hidden
@@ -54,7 +54,7 @@ def make_trf_data(
 
     n_wp = len(wp_token)
     lengths = np.bincount(wp_token, minlength=n_tokens).astype("int32") if n_wp else np.zeros(n_tokens, dtype="int32")
-    align = Ragged(np.arange(n_wp, dtype="int32"), lengths)
+    align = Ragged(np.arange(n_wp, dtype="int32"), lengths)  # type: ignore[arg-type]  # numpy arrays, as thinc takes
     wordpieces = WordpieceBatch(
         strings=[list(strings) if strings is not None else [""] * n_wp],
         input_ids=np.asarray(input_ids, dtype="int32").reshape(1, n_wp),
@@ -63,7 +63,8 @@ def make_trf_data(
         token_type_ids=None,
     )
     hidden = np.asarray(hidden, dtype="float32")
-    output = BaseModelOutput(last_hidden_state=hidden.reshape(1, n_wp, hidden.shape[-1]))
+    # spacy-transformers holds numpy (or cupy) arrays where transformers types a Tensor.
+    output = BaseModelOutput(last_hidden_state=hidden.reshape(1, n_wp, hidden.shape[-1]))  # type: ignore[arg-type]
     return TransformerData(wordpieces=wordpieces, model_output=output, align=align)
 
 
@@ -74,14 +75,21 @@ class ListenedToMixin:
     encoder output (`store_trf_data`). The class that mixes it in has
     `name`, `cfg`, `model` and `hidden_width`, and a `listener_map`."""
 
-    listener_map: Dict[str, List[Any]]
+    listener_map: dict[str, list[Any]]
+    if TYPE_CHECKING:
+        name: str
+        cfg: dict[str, Any]
+        model: Any
+
+        @property
+        def hidden_width(self) -> int: ...
 
     @property
-    def listeners(self) -> List[Any]:
+    def listeners(self) -> list[Any]:
         return [m for c in self.listening_components for m in self.listener_map[c]]
 
     @property
-    def listening_components(self) -> List[str]:
+    def listening_components(self) -> list[str]:
         return list(self.listener_map.keys())
 
     def add_listener(self, listener, component_name: str) -> None:

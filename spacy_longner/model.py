@@ -21,7 +21,7 @@ and the training shim.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Literal, Optional, Tuple
+from typing import Any, Callable, Literal, Optional
 
 import numpy as np
 from spacy.tokens import Doc
@@ -35,7 +35,6 @@ from .checkpoint import HFState
 from .device import autocast, resolve_device
 from .errors import Errors
 from .runtime import batch_inputs, batch_overhead, fork_safe_threads, gather_rows, run_buffer
-
 
 # ONNX Runtime's attention holds each batch's (rows, heads, T, T) scores in
 # memory, where torch's fused attention does not: on CoNLL dev documents
@@ -77,7 +76,7 @@ class BufferLogits:
     hidden: Optional[np.ndarray]
     encs: list
 
-    def split(self) -> List[DocLogits]:
+    def split(self) -> list[DocLogits]:
         cuts = offsets([enc.n_wp for enc in self.encs])[1:-1]
         logits = np.split(self.logits, cuts)
         hiddens = np.split(self.hidden, cuts) if self.hidden is not None else [None] * len(self.encs)
@@ -114,7 +113,7 @@ def build_token_classifier(
     pack: int = 0,
     cut_at_sentences: bool = True,
     runtime: Literal["torch", "onnx"] = "torch",
-) -> Model[List[Doc], List[DocLogits]]:
+) -> Model[list[Doc], list[DocLogits]]:
     """A Hugging Face token-classification checkpoint over windowed documents.
 
     name (str): local checkpoint folder or hub id.
@@ -195,7 +194,7 @@ def build_token_classifier(
     )
 
 
-def predict_buffer(model: Model, docs: List[Doc], planned: Optional[PlannedBuffer] = None) -> BufferLogits:
+def predict_buffer(model: Model, docs: list[Doc], planned: Optional[PlannedBuffer] = None) -> BufferLogits:
     """Inference over a buffer of docs: plan (unless `planned` is given, e.g.
     by a prefetching thread), run the forward pass, return the logits of all
     the docs' wordpieces."""
@@ -230,7 +229,7 @@ def inference_budget(model: Model) -> int:
     return min(budget, ONNX_BUDGET) if model.attrs["runtime"] == "onnx" else budget
 
 
-def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogits], Callable]:
+def forward(model: Model, docs: list[Doc], is_train: bool) -> tuple[list[DocLogits], Callable]:
     if not is_train:
         return predict_buffer(model, docs).split(), lambda d: []
     state: Optional[HFState] = model.attrs["state"]
@@ -254,12 +253,13 @@ def forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[DocLogi
             out, bp = shim(ArgsKwargs(args=(), kwargs=batch_inputs(state, batch, device)), is_train=True)
             backprop_shim = backprop_shim or bp
             parts.append(out.logits)
+    assert backprop_shim is not None  # there was a batch
     flat = gather_rows(parts, planned, device)
     flat_xp = torch2xp(flat.detach().float())
     splits = model.ops.xp.split(flat_xp, offsets(planned.wp_lengths)[1:-1].tolist())
     outputs = [DocLogits(s, enc.wp_token, enc.n_tokens) for s, enc in zip(splits, encs)]
 
-    def backprop(d_outputs: List[Any]) -> List[Doc]:
+    def backprop(d_outputs: list[Any]) -> list[Doc]:
         d_flat = model.ops.xp.concatenate([d for d in d_outputs]).astype("float32")
         d_torch = xp2torch(d_flat, device=device).to(flat.dtype)
         backprop_shim(ArgsKwargs(args=(flat,), kwargs={"grad_tensors": (d_torch,)}))
@@ -303,4 +303,6 @@ def package_model_path(package: str, fallback: str = "") -> str:
     except ImportError:
         return fallback
     getter = getattr(module, "get_model_path", None)
-    return str(getter()) if callable(getter) else str(Path(module.__file__).parent)
+    if callable(getter):
+        return str(getter())
+    return str(Path(module.__file__).parent) if module.__file__ else fallback

@@ -17,6 +17,7 @@ survive fork) and thread count. One session serves concurrent calls: its
 `run` is thread-safe.
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -24,10 +25,9 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Optional
 
 import numpy as np
-
 from thinc.api import Model
 
 from .batching import PlannedBuffer
@@ -42,7 +42,8 @@ OUTPUTS = ("logits", "hidden")
 # Families whose exported graph is known to be wrong at shapes other than
 # the traced one (tests/test_onnx.py keeps checking it).
 REFUSED_FAMILIES = {
-    "longformer": "its banded attention is traced for one padded width: other widths fail in ONNX Runtime or give other logits",
+    "longformer": "its banded attention is traced for one padded width: other widths fail in ONNX Runtime "
+    "or give other logits",
     "funnel": "its pooling is traced for one length: other lengths fail in ONNX Runtime",
 }
 # The traced shape, and the shapes the exported graph is checked at.
@@ -86,7 +87,7 @@ def weights_sha256(hf_model) -> str:
     return digest.hexdigest()
 
 
-def graph_record(state: HFState) -> Dict[str, str]:
+def graph_record(state: HFState) -> dict[str, str]:
     """The `onnx` entry of a saved component's cfg: the graph file and the
     checksums that tie it to the weights beside it."""
     graph = fp32_graph(state)
@@ -98,7 +99,7 @@ def graph_record(state: HFState) -> Dict[str, str]:
     }
 
 
-def save_graph(state: HFState, folder: Path) -> Dict[str, str]:
+def save_graph(state: HFState, folder: Path) -> dict[str, str]:
     """Write the fp32 graph into a component folder; its cfg record."""
     record = graph_record(state)
     (Path(folder) / GRAPH_FILE).write_bytes(fp32_graph(state))
@@ -175,7 +176,7 @@ def run_buffer(model: Model, state: HFState, planned: PlannedBuffer) -> "tuple[n
     sess = session(state, model.attrs["quantize"])
     want_hidden = bool(model.attrs.get("hidden_states"))
     names = list(OUTPUTS) if want_hidden else [OUTPUTS[0]]
-    parts: List[List[np.ndarray]] = [[] for _ in names]
+    parts: list[list[np.ndarray]] = [[] for _ in names]
     for batch in planned.batches:
         outputs = sess.run(names, {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask})
         for part, out in zip(parts, outputs):
@@ -242,10 +243,9 @@ def eager_attention(hf) -> None:
     setter = getattr(hf, "set_attn_implementation", None)
     if setter is None:
         return
-    try:
+    # A family with one attention implementation only refuses the call.
+    with contextlib.suppress(ValueError, ImportError, NotImplementedError):
         setter("eager")
-    except (ValueError, ImportError, NotImplementedError):
-        pass  # the family has one attention implementation only
 
 
 def _graph_module(hf):
@@ -266,7 +266,7 @@ def _graph_module(hf):
     return Outputs(hf).eval()
 
 
-def _example(hf, batch: int, length: int, seed: int = 0) -> Tuple:
+def _example(hf, batch: int, length: int, seed: int = 0) -> tuple:
     """Random ids and a mask with padded rows, at a shape."""
     import torch
 
@@ -307,7 +307,8 @@ def check_graph(graph: bytes, hf) -> None:
             raise ValueError(
                 Errors.E031.format(
                     family=family,
-                    problem=f"at batch x length {shape[0]} x {shape[1]} its logits differ from the torch model's by up to {diff:.3g}",
+                    problem=f"at batch x length {shape[0]} x {shape[1]} its logits differ from the torch model's "
+                    f"by up to {diff:.3g}",
                 )
             )
 
@@ -315,7 +316,7 @@ def check_graph(graph: bytes, hf) -> None:
 # ---------------------------------------------------------------- int8
 
 
-def kept_fp32_shapes(state: HFState, how: str) -> Set[Tuple[int, int]]:
+def kept_fp32_shapes(state: HFState, how: str) -> set[tuple[int, int]]:
     """(in, out) of the linear layers that the torch int8 path keeps fp32
     (runtime.quantized_linears): none for "int8_all"; for "int8", the
     feed-forward output projections and the head."""
@@ -329,7 +330,7 @@ def kept_fp32_shapes(state: HFState, how: str) -> Set[Tuple[int, int]]:
     }
 
 
-def quantize_graph(graph: bytes, keep_fp32: Set[Tuple[int, int]]) -> bytes:
+def quantize_graph(graph: bytes, keep_fp32: set[tuple[int, int]]) -> bytes:
     """ONNX Runtime's dynamic int8 quantization (int8 weights, activations
     quantized per call) of the graph's MatMuls with a constant weight,
     except those whose weight is (in, out) in `keep_fp32`."""

@@ -9,12 +9,13 @@ joined, shifted to the doc's token offsets, and written to the doc once its
 last piece is done.
 """
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Optional
 
 import numpy as np
 from spacy.attrs import IS_SPACE, ORTH, SENT_START, SPACY
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 
 from .batching import SENTENCE_END_ORTHS
 from .decode import EntityArrays
@@ -44,6 +45,11 @@ class Piece:
         return self.part is self.doc
 
 
+def span_array(span: Span, attrs: list[int]) -> np.ndarray:
+    """Span.to_array (which spaCy's type stubs lack)."""
+    return span.to_array(attrs)  # type: ignore[attr-defined]
+
+
 def piece_end(doc: Doc, start: int, size: int, *, has_sents: bool) -> int:
     """Where the piece of `doc` that begins at token `start` ends: the last
     sentence start within `size` tokens of `start` (the doc's own sentence
@@ -54,11 +60,11 @@ def piece_end(doc: Doc, start: int, size: int, *, has_sents: bool) -> int:
         return n
     if has_sents:
         # Sentence starts at tokens start + 1 ... start + size.
-        starts = doc[start + 1 : start + size + 1].to_array([SENT_START])[:, 0] == 1
+        starts = span_array(doc[start + 1 : start + size + 1], [SENT_START])[:, 0] == 1
         cuts = np.flatnonzero(starts)
         return start + 1 + int(cuts[-1]) if len(cuts) else start + size
     # A sentence starts after each token that ends one.
-    prev = doc[start : start + size].to_array([ORTH, IS_SPACE])
+    prev = span_array(doc[start : start + size], [ORTH, IS_SPACE])
     ends = np.isin(prev[:, 0], SENTENCE_END_ORTHS)
     for i in np.flatnonzero(prev[:, 1]).tolist():
         ends[i] = doc[start + i].text.count("\n") >= 2
@@ -74,13 +80,13 @@ def copy_tokens(doc: Doc, start: int, end: int, *, has_sents: bool) -> Doc:
     each piece: time and memory that grow with the doc."""
     span = doc[start:end]
     strings = doc.vocab.strings
-    words = [strings[orth] for orth in span.to_array([ORTH])[:, 0].tolist()]
-    spaces = span.to_array([SPACY])[:, 0].astype(bool).tolist()
+    words = [strings[orth] for orth in span_array(span, [ORTH])[:, 0].tolist()]
+    spaces = span_array(span, [SPACY])[:, 0].astype(bool).tolist()
     part = Doc(doc.vocab, words=words, spaces=spaces)
     if has_sents:
-        sent_starts = span.to_array([SENT_START])
+        sent_starts = span_array(span, [SENT_START])
         sent_starts[0, 0] = 1  # a piece starts a sentence, even where it had to be cut inside one
-        part.from_array([SENT_START], sent_starts)
+        part.from_array([SENT_START], sent_starts)  # type: ignore[arg-type]  # int64 rows
     return part
 
 
@@ -126,7 +132,7 @@ def take_doc(preds: BufferPrediction, i: int, shift: int = 0) -> BufferPredictio
 class PieceJoiner:
     """Collects the predictions of one doc's pieces, in order."""
 
-    parts: List[BufferPrediction] = field(default_factory=list)
+    parts: list[BufferPrediction] = field(default_factory=list)
     error: Optional[Exception] = None
 
     def add(self, piece: Piece, preds: BufferPrediction, i: int) -> None:
@@ -151,72 +157,10 @@ class PieceJoiner:
             np.zeros(n, dtype=parts[0].entities.doc.dtype),
             *(np.concatenate([getattr(p.entities, k) for p in parts]) for k in ("start", "end", "type_id", "score")),
         )
-        probs = [np.concatenate([p.token_probs[0] for p in parts])] if parts[0].token_probs is not None else None
+        probs = None
+        if parts[0].token_probs is not None:
+            probs = [np.concatenate([p.token_probs[0] for p in parts if p.token_probs is not None])]
         return BufferPrediction(1, ents, parts[0].labels, np.array([0, n_tokens], dtype=np.int64), probs)
 
     def reset(self) -> None:
         self.parts, self.error = [], None
-
-
-def annotate_docs(pipe, docs: List[Doc], planned, error_handler: Callable) -> List[Doc]:
-    """Predict and write a buffer of whole docs; the docs annotated. If
-    predicting the buffer fails, its docs are retried one by one, so that
-    only the docs that fail on their own reach the error handler."""
-    try:
-        preds = pipe.predict(docs, planned=planned)
-    except Exception as e:
-        if len(docs) == 1:
-            error_handler(pipe.name, pipe, docs, e)
-            return []
-        kept = []
-        for doc in docs:
-            try:
-                pipe.set_annotations([doc], pipe.predict([doc]))
-                kept.append(doc)
-            except Exception as e:
-                error_handler(pipe.name, pipe, [doc], e)
-        return kept
-    try:
-        pipe.set_annotations(docs, preds)
-    except Exception as e:
-        error_handler(pipe.name, pipe, docs, e)
-        return []
-    return docs
-
-
-def annotate_pieces(pipe, pieces: List[Piece], planned, error_handler: Callable, joiner: PieceJoiner) -> List[Doc]:
-    """Predict a buffer that holds pieces of long docs; write each whole doc,
-    and each long doc whose last piece is in this buffer (`joiner` carries
-    the pieces of the doc that continues into the next buffer); the docs
-    annotated. A doc any of whose pieces fails goes to the error handler
-    once."""
-    parts = [p.part for p in pieces]
-    results: List[Union[Tuple[BufferPrediction, int], Exception]]
-    try:
-        preds = pipe.predict(parts, planned=planned)
-        results = [(preds, i) for i in range(len(parts))]
-    except Exception:
-        results = []
-        for part in parts:
-            try:
-                results.append((pipe.predict([part]), 0))
-            except Exception as e:
-                results.append(e)
-    done = []
-    for piece, result in zip(pieces, results):
-        if isinstance(result, Exception):
-            joiner.error = joiner.error or result
-        elif joiner.error is None:
-            joiner.add(piece, *result)
-        if not piece.last:
-            continue
-        try:
-            if joiner.error is not None:
-                raise joiner.error
-            whole = joiner.parts[0] if piece.whole else joiner.prediction(len(piece.doc))
-            pipe.set_annotations([piece.doc], whole)
-            done.append(piece.doc)
-        except Exception as e:
-            error_handler(pipe.name, pipe, [piece.doc], e)
-        joiner.reset()
-    return done

@@ -9,8 +9,9 @@ stream of buffers (stream.py), scores (scoring.py).
 """
 
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Literal, Optional, Sequence
+from typing import Callable, Literal, Optional
 
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
@@ -19,22 +20,17 @@ from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from .batching import plan_buffer
 from .checkpoint import HFState, load_checkpoint, resolve_source
 from .decode import TagSet, parse_tagset, split_label
-from .device import resolve_device
 from .errors import Errors, Warnings
 from .heap import HeapTrimmer
 from .length import install_length_rule
 from .listeners import ListenedToMixin, require_spacy_transformers
-from .model import inference_budget, inference_overhead
 from .pipeline_folder import folder_from_bytes, folder_to_bytes, load_component, save_component
-from . import pieces
-from .pieces import PieceJoiner, annotate_docs, annotate_pieces, split_long_docs
 from .prediction import BufferPrediction, predict_entities
 from .scoring import follow_output_in_score_weights, score_long_ner
 from .settings import built_from_config, component_settings
-from .stream import prefetch, read_ahead
+from .stream import annotate_stream, piece_words
 from .training import clip_gradients, fit_head, token_classification_loss
 from .write import write_buffer
 
@@ -90,8 +86,8 @@ def make_long_ner(
     aggregation: Literal["first", "average", "max"],
     scheme: Literal["auto", "IOB1", "IOB2", "BIOES", "BILOU", "IO"],
     decoding: Literal["conlleval", "viterbi"],
-    label_map: Dict[str, str],
-    ignore_labels: List[str],
+    label_map: dict[str, str],
+    ignore_labels: list[str],
     output: Literal["ents", "spans"],
     spans_key: str,
     existing_ents: Literal["overwrite", "keep", "fill"],
@@ -133,8 +129,7 @@ def make_long_ner(
 
 
 class LongNER(ListenedToMixin, TrainablePipe):
-    """Named entities from a Hugging Face token-classification model run over
-    whole documents."""
+    """Named entities from a Hugging Face token-classification model over whole documents."""
 
     def __init__(
         self,
@@ -145,7 +140,7 @@ class LongNER(ListenedToMixin, TrainablePipe):
         aggregation: str = "first",
         scheme: str = "auto",
         decoding: str = "conlleval",
-        label_map: Optional[Dict[str, str]] = None,
+        label_map: Optional[dict[str, str]] = None,
         ignore_labels: Sequence[str] = (),
         output: str = "ents",
         spans_key: str = "long_ner",
@@ -184,10 +179,10 @@ class LongNER(ListenedToMixin, TrainablePipe):
         self.name = name
         # The model returns hidden states only where a listener needs them.
         model.attrs["hidden_states"] = bool(store_trf_data)
-        self.listener_map: Dict[str, List[Model]] = {}
+        self.listener_map: dict[str, list[Model]] = {}
         self.scorer = scorer
         self._tagset: Optional[TagSet] = None
-        self._added_labels: List[str] = []
+        self._added_labels: list[str] = []
         self._trim_heap = HeapTrimmer()
 
     # ------------------------------------------------------------ state and labels
@@ -218,17 +213,17 @@ class LongNER(ListenedToMixin, TrainablePipe):
         return self._tagset
 
     @property
-    def labels(self) -> List[str]:
-        """Entity labels written to docs (after label_map and ignore_labels).
-        Empty until the checkpoint is loaded: spaCy reads this for nlp.meta
-        before from_disk, which must not load the original checkpoint."""
+    def labels(self) -> list[str]:
+        """Entity labels written to docs (after label_map and ignore_labels); empty
+        until loaded: spaCy reads this for nlp.meta before from_disk, which
+        must not load the original checkpoint."""
         if self.model.attrs["state"] is None:
             return []
         mapping, ignored = self.cfg["label_map"], set(self.cfg["ignore_labels"])
         return sorted({mapping.get(t, t) for t in self.tagset.types if t not in ignored})
 
     @property
-    def label_data(self) -> List[str]:
+    def label_data(self) -> list[str]:
         """The entity types the model predicts (before label_map), for
         `spacy init labels`; `initialize(labels=...)` takes them back."""
         types = self.tagset.types if self.state.has_head else ()
@@ -247,7 +242,7 @@ class LongNER(ListenedToMixin, TrainablePipe):
         return 1
 
     @property
-    def model_labels(self) -> List[str]:
+    def model_labels(self) -> list[str]:
         """The checkpoint's raw labels, in id order."""
         return list(self.state.labels)
 
@@ -259,9 +254,8 @@ class LongNER(ListenedToMixin, TrainablePipe):
     # ------------------------------------------------------------ predict
 
     def __call__(self, doc: Doc) -> Doc:
-        """Annotate one doc; a doc longer than a buffer is read in pieces, as
-        in `pipe`."""
-        size = self._piece_words()
+        """Annotate one doc; one longer than a buffer is read in pieces."""
+        size = piece_words(self.cfg)
         if not size or len(doc) <= size:
             return super().__call__(doc)
         for done in self.pipe([doc], batch_size=1):
@@ -269,58 +263,10 @@ class LongNER(ListenedToMixin, TrainablePipe):
         return None  # type: ignore[return-value]  # the error handler took it, as in TrainablePipe.__call__
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        """Annotate a stream of docs, in order. Docs are read ahead until the
-        buffer holds `buffer_words` tokens or `batch_size` docs, whichever
-        comes first (at least one doc), and the windows of all of them are
-        sorted by length together and batched with little padding. The cap
-        at `batch_size` docs keeps nlp.pipe's memory bound and yields docs at
-        the pace they are computed. With `buffer_words = 0`, buffers are
-        `batch_size` docs. A doc longer than a buffer is read in pieces
-        (pieces.py). With prefetch on, a thread reads and plans the next
-        buffer while the model runs on this one (stream.py); the results are
-        the same, in the same order.
-
-        If predicting a buffer fails, its docs are retried one by one, so
-        that only the docs that fail on their own reach spaCy's error handler
-        (which raises by default; an error handler that ignores errors drops
-        those docs only, not the whole buffer)."""
-        error_handler = self.get_error_handler()
-        buffers = read_ahead(split_long_docs(stream, self._piece_words()), self.cfg["buffer_words"], batch_size)
-        if self._prefetching():
-            model = self.model
-            self.state  # load the checkpoint here, not in the thread
-            overhead, budget = inference_overhead(model), inference_budget(model)
-            planned_buffers = prefetch(
-                buffers, lambda ps: plan_buffer(model, [p.part for p in ps], overhead=overhead, budget=budget)
-            )
-        else:
-            planned_buffers = ((ps, None) for ps in buffers)
-        joiner = PieceJoiner()
-        for buffer, planned in planned_buffers:
-            if all(p.whole for p in buffer):
-                yield from annotate_docs(self, [p.doc for p in buffer], planned, error_handler)
-            else:
-                yield from annotate_pieces(self, buffer, planned, error_handler, joiner)
-            if self.cfg["trim_heap"]:
-                self._trim_heap()
-
-    def _piece_words(self) -> int:
-        """Docs longer than this many tokens are read in pieces: a buffer's
-        worth (`buffer_words`), at least pieces.MIN_PIECE_WORDS, so that a
-        small buffer does not cut documents into small pieces; 0 (never)
-        where listeners need the whole doc's encoder output."""
-        if self.cfg["store_trf_data"]:
-            return 0
-        return max(self.cfg["buffer_words"], pieces.MIN_PIECE_WORDS)
-
-    def _prefetching(self) -> bool:
-        """prefetch "auto": on where the model runs on a CUDA device (the CPU
-        is free while the GPU computes), off on CPU, where the forward pass
-        already uses every core (docs/PERFORMANCE.md)."""
-        setting = self.cfg["prefetch"]
-        if setting != "auto":
-            return setting == "on"
-        return resolve_device(self.model.attrs["device"]).type == "cuda"
+        """Annotate a stream of docs, in order, a buffer of docs (or of pieces
+        of a long doc) at a time, planned ahead where prefetch is on; a doc
+        that fails alone goes to spaCy's error handler (stream.py)."""
+        return annotate_stream(self, stream, batch_size)
 
     def predict(self, docs: Iterable[Doc], *, planned=None) -> BufferPrediction:
         """Entities for a list of docs, computed for all of them at once
@@ -349,7 +295,7 @@ class LongNER(ListenedToMixin, TrainablePipe):
         get_examples: Optional[Callable[[], Iterable[Example]]] = None,
         *,
         nlp: Optional[Language] = None,
-        labels: Optional[List[str]] = None,
+        labels: Optional[list[str]] = None,
     ) -> None:
         """Load the checkpoint (unless one is loaded already, e.g. from disk)
         and, given training data whose entity labels differ from the
@@ -371,7 +317,7 @@ class LongNER(ListenedToMixin, TrainablePipe):
             labels = sorted({ent.label_ for eg in get_examples() for ent in eg.reference.ents})
         fit_head(state, labels, self._added_labels, self.cfg["scheme"])
         self._loaded()
-        self.tagset  # validate labels now, not at the first doc
+        _ = self.tagset  # validate labels now, not at the first doc
         if nlp is not None:
             follow_output_in_score_weights(nlp, self.name, self.cfg["output"], self.cfg["spans_key"])
 
@@ -381,8 +327,8 @@ class LongNER(ListenedToMixin, TrainablePipe):
         *,
         drop: float = 0.0,
         sgd: Optional[Optimizer] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
+        losses: Optional[dict[str, float]] = None,
+    ) -> dict[str, float]:
         """Token-classification cross-entropy on each token's first wordpiece
         (or all its wordpieces, `loss_on = "all"`). Dropout is the
         checkpoint's own (its config's *dropout_prob settings); `drop` is
@@ -394,7 +340,7 @@ class LongNER(ListenedToMixin, TrainablePipe):
         validate_examples(examples, "LongNER.update")
         if not any(len(eg.predicted) for eg in examples):
             return losses
-        self.state
+        _ = self.state  # loads the checkpoint
         outputs, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_outputs = self.get_loss(examples, outputs)
         backprop(d_outputs)
@@ -411,12 +357,14 @@ class LongNER(ListenedToMixin, TrainablePipe):
         clip_gradients(self.model.attrs["state"], self.cfg["max_grad_norm"])
         self.model.finish_update(sgd)
 
-    def get_loss(self, examples: Iterable[Example], outputs) -> "tuple[float, List]":
+    def get_loss(self, examples: Iterable[Example], outputs) -> "tuple[float, list]":
         loss, grads, unknown = token_classification_loss(
             examples, outputs, self.tagset, self.cfg["loss_on"], self.model.ops.xp
         )
         if unknown:
-            warnings.warn(Warnings.W001.format(n=sum(unknown.values()), labels=", ".join(sorted(unknown))))
+            warnings.warn(
+                Warnings.W001.format(n=sum(unknown.values()), labels=", ".join(sorted(unknown))), stacklevel=2
+            )
         return loss, grads
 
     # ------------------------------------------------------------ serialization
@@ -436,7 +384,7 @@ class LongNER(ListenedToMixin, TrainablePipe):
         folder_from_bytes(bytes_data, self.from_disk)
         return self
 
-    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, object]:
+    def score(self, examples: Iterable[Example], **kwargs) -> dict[str, object]:
         if self.cfg["output"] == "spans":
             kwargs = {**kwargs, "spans_key": self.cfg["spans_key"]}
         return self.scorer(examples, **kwargs) if self.scorer else {}

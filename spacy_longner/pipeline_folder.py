@@ -5,7 +5,7 @@ save_pretrained writes it, weights as safetensors only), with
 its checksums in `cfg`), and the same folder packed as bytes."""
 
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
 from thinc.api import Model
 
@@ -15,7 +15,7 @@ from .errors import Errors, reason
 UNSAFE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
-def save_component(state: HFState, cfg: Dict[str, Any], path: Path, runtime: str = "torch") -> None:
+def save_component(state: HFState, cfg: dict[str, Any], path: Path, runtime: str = "torch") -> None:
     """Write a component's folder: `cfg` and the checkpoint under `model/`;
     for runtime "onnx" also the graph of these weights (exported where it is
     not yet)."""

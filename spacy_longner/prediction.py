@@ -4,8 +4,9 @@ and aggregation over all the docs' wordpieces, one decoding over all their
 tokens, and label mapping on arrays. Nothing here touches a Doc's
 annotations; write.py does."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional
 
 import numpy as np
 from spacy.tokens import Doc
@@ -26,10 +27,10 @@ class BufferPrediction:
 
     n_docs: int
     entities: EntityArrays
-    labels: List[str]
+    labels: list[str]
     token_offsets: np.ndarray  # (n_docs + 1,) where each doc's tokens start in the buffer
-    token_probs: Optional[List[np.ndarray]] = None
-    trf_data: Optional[List[object]] = None
+    token_probs: Optional[list[np.ndarray]] = None
+    trf_data: Optional[list[object]] = None
 
     def __len__(self) -> int:
         return self.n_docs
@@ -40,8 +41,8 @@ class BufferPrediction:
 
 
 def label_table(
-    types: Sequence[str], label_map: Dict[str, str], ignore_labels: Sequence[str]
-) -> Tuple[List[str], np.ndarray]:
+    types: Sequence[str], label_map: dict[str, str], ignore_labels: Sequence[str]
+) -> tuple[list[str], np.ndarray]:
     """The label of each entity type after `label_map`, and which types are
     kept (`ignore_labels` names types before mapping)."""
     ignored = set(ignore_labels)
@@ -52,9 +53,9 @@ def label_table(
 
 def predict_entities(
     model: Model,
-    docs: List[Doc],
+    docs: list[Doc],
     tagset: TagSet,
-    cfg: Dict[str, Any],
+    cfg: dict[str, Any],
     *,
     planned: Optional[PlannedBuffer] = None,
     trf_data: Optional[Callable] = None,

@@ -7,7 +7,7 @@ seqeval's conlleval-mode scores.
 """
 
 from collections import Counter
-from typing import Dict, List, Sequence, Set, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 from spacy.tokens import Doc
@@ -16,20 +16,20 @@ from spacy.training.iob_utils import doc_to_biluo_tags
 
 from .decode import chunk_starts_ends, parse_tagset
 
-Phrase = Tuple[int, int, int, str]  # (sequence, start, end, type)
+Phrase = tuple[int, int, int, str]  # (sequence, start, end, type)
 
 
-def doc_iob2(doc: Doc) -> List[str]:
+def doc_iob2(doc: Doc) -> list[str]:
     """IOB2 tags of a doc's entities (O where there is none)."""
     return [t if t != "-" else "O" for t in biluo_to_iob(doc_to_biluo_tags(doc, missing="O"))]
 
 
-def phrases(seqs: Sequence[Sequence[str]]) -> Set[Phrase]:
+def phrases(seqs: Sequence[Sequence[str]]) -> set[Phrase]:
     """conlleval phrases of IOB1/IOB2/BIOES tag sequences."""
     labels = sorted({t for seq in seqs for t in seq} | {"O"})
     tagset = parse_tagset(labels)
     index = {lab: i for i, lab in enumerate(tagset.labels)}
-    out: Set[Phrase] = set()
+    out: set[Phrase] = set()
     for n, seq in enumerate(seqs):
         ids = np.fromiter((index[t] for t in seq), dtype=np.int64, count=len(seq))
         for s, e, t in chunk_starts_ends(tagset.prefix[ids], tagset.type_id[ids]):
@@ -37,21 +37,21 @@ def phrases(seqs: Sequence[Sequence[str]]) -> Set[Phrase]:
     return out
 
 
-def _prf(correct: int, found: int, gold: int) -> Tuple[float, float, float]:
+def _prf(correct: int, found: int, gold: int) -> tuple[float, float, float]:
     p = 100.0 * correct / found if found else 0.0
     r = 100.0 * correct / gold if gold else 0.0
     f = 2 * p * r / (p + r) if p + r else 0.0
     return p, r, f
 
 
-def conlleval(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]) -> Dict[str, object]:
+def conlleval(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]) -> dict[str, object]:
     """conlleval's counts and scores (percentages), overall and per type."""
     gold, pred = phrases(gold_seqs), phrases(pred_seqs)
     correct = gold & pred
     n_tokens = sum(len(s) for s in gold_seqs)
     same = sum(g == p for gs, ps in zip(gold_seqs, pred_seqs) for g, p in zip(gs, ps))
     p, r, f = _prf(len(correct), len(pred), len(gold))
-    by_type: Dict[str, Dict[str, float]] = {}
+    by_type: dict[str, dict[str, float]] = {}
     g_count, p_count, c_count = (Counter(x[3] for x in s) for s in (gold, pred, correct))
     for t in sorted(set(g_count) | set(p_count)):
         tp, tr, tf = _prf(c_count[t], p_count[t], g_count[t])
@@ -76,7 +76,7 @@ def conlleval(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[s
     }
 
 
-def format_conlleval(scores: Dict[str, object]) -> str:
+def format_conlleval(scores: dict[str, object]) -> str:
     """The table as conlleval prints it."""
     lines = [
         f"processed {scores['tokens']} tokens with {scores['phrases']} phrases; "
@@ -84,7 +84,8 @@ def format_conlleval(scores: Dict[str, object]) -> str:
         f"accuracy: {scores['accuracy']:6.2f}%; precision: {scores['precision']:6.2f}%; "
         f"recall: {scores['recall']:6.2f}%; FB1: {scores['f1']:6.2f}",
     ]
-    for t, s in scores["per_type"].items():  # type: ignore[union-attr]
+    per_type: dict[str, dict[str, float]] = scores["per_type"]  # type: ignore[assignment]
+    for t, s in per_type.items():
         lines.append(
             f"{t:>17}: precision: {s['precision']:6.2f}%; recall: {s['recall']:6.2f}%; "
             f"FB1: {s['f1']:6.2f}  {s['found']}"
@@ -94,7 +95,7 @@ def format_conlleval(scores: Dict[str, object]) -> str:
 
 def token_report(
     gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]
-) -> Tuple[str, Dict[str, object]]:
+) -> tuple[str, dict[str, object]]:
     """scikit-learn's classification report over tokens (per tag; accuracy;
     macro and weighted averages), as text and as a dict."""
     from sklearn.metrics import classification_report
@@ -109,7 +110,7 @@ def token_report(
 
 def token_confusion(
     gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]
-) -> Tuple[List[str], np.ndarray]:
+) -> tuple[list[str], np.ndarray]:
     """Entity-type confusion over tokens (type of the tag, O for outside)."""
 
     def typ(t: str) -> str:

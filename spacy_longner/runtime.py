@@ -5,10 +5,9 @@ a forward call costs for batching, and OpenMP safety after fork."""
 import contextlib
 import os
 import warnings
-from typing import Optional, Set
+from typing import Optional
 
 import numpy as np
-
 from thinc.api import Model
 
 from .batching import Batch, PlannedBuffer
@@ -17,7 +16,8 @@ from .device import autocast, resolve_device, to_device
 from .errors import Warnings
 
 # A forward call's fixed cost over the cost of one wordpiece, times the
-# weights per layer: fitted on the CPU machine (docs/PERFORMANCE.md): a 2-layer, 64-wide BERT pays 644 us a call and 1.97 us a wordpiece
+# weights per layer: fitted on the CPU machine (docs/PERFORMANCE.md): a 2-layer, 64-wide BERT pays 644 us
+# a call and 1.97 us a wordpiece
 # (327 wordpieces a call; 32,768 weights a layer; 327 x 32,768, rounded
 # down).
 _CPU_CALL_COST = 10_000_000
@@ -118,7 +118,7 @@ def fork_safe_threads(state: HFState):
         return
     if forked_after_use and not in_worker and not state.warned_fork:
         state.warned_fork = True
-        warnings.warn(Warnings.W004.format(parent=state.predicted_in_pid, pid=pid))
+        warnings.warn(Warnings.W004.format(parent=state.predicted_in_pid, pid=pid), stacklevel=2)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -145,7 +145,7 @@ def quantized_model(state: HFState, how: str = "int8"):
     return state.derive(f"quantized_{how}", build)
 
 
-def quantized_linears(hf_model, how: str) -> Set[str]:
+def quantized_linears(hf_model, how: str) -> set[str]:
     """Names of the linear layers to quantize: all of them ("int8_all"), or
     all but the feed-forward output projections and the head ("int8")."""
     import torch

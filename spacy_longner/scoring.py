@@ -3,10 +3,10 @@
 output, and each entity's confidence as plain data."""
 
 import dataclasses
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from collections.abc import Iterable, Iterator
+from typing import Callable, Optional
 
 import numpy as np
-
 from spacy.language import Language
 from spacy.scorer import Scorer, get_ner_prf
 from spacy.tokens import Doc
@@ -14,11 +14,11 @@ from spacy.training import Example
 from spacy.util import registry
 
 
-def score_long_ner(examples: Iterable[Example], **kwargs) -> Dict[str, object]:
+def score_long_ner(examples: Iterable[Example], **kwargs) -> dict[str, object]:
     """ents_p/r/f and per type (spaCy's NER scoring), plus, where the
     component writes a span group, the same for `spans_<key>`."""
     examples = list(examples)
-    scores: Dict[str, object] = dict(get_ner_prf(examples))
+    scores: dict[str, object] = dict(get_ner_prf(examples))
     spans_key = kwargs.get("spans_key")
     if spans_key:
         scores.update(
@@ -49,20 +49,22 @@ def follow_output_in_score_weights(nlp: Language, name: str, output: str, spans_
     if output != "spans":
         return
     prefix = f"spans_{spans_key}"
-    weights = {f"{prefix}_f": 1.0, f"{prefix}_p": 0.0, f"{prefix}_r": 0.0}
+    weights: dict[str, Optional[float]] = {f"{prefix}_f": 1.0, f"{prefix}_p": 0.0, f"{prefix}_r": 0.0}
     meta = nlp.get_pipe_meta(name)
     if meta.default_score_weights == weights:
         return
     nlp._pipe_meta[name] = dataclasses.replace(meta, default_score_weights=weights)
-    others = {k for other, _ in nlp.pipeline if other != name for k in nlp.get_pipe_meta(other).default_score_weights}
+    others = {
+        k for other, _ in nlp.pipeline if other != name for k in nlp.get_pipe_meta(other).default_score_weights or {}
+    }
     current = nlp._config.get("training", {}).get("score_weights", {})
     for key in list(current):
         if key.startswith("ents_") and key not in others:
             del current[key]
-    nlp.config  # recombines the weights from the pipe metas
+    _ = nlp.config  # recombines the weights from the pipe metas
 
 
-def entity_scores(doc: Doc, spans_key: str = "long_ner") -> List[Optional[float]]:
+def entity_scores(doc: Doc, spans_key: str = "long_ner") -> list[Optional[float]]:
     """The confidence of each entity in `doc.ents`, in order (None for an
     entity long_ner did not write, e.g. one kept from an EntityRuler)."""
     group = doc.spans.get(spans_key)
@@ -73,8 +75,8 @@ def entity_scores(doc: Doc, spans_key: str = "long_ner") -> List[Optional[float]
 
 
 def entity_dicts(
-    doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[str, str] = ("start_char", "end_char")
-) -> List[Dict[str, object]]:
+    doc: Doc, spans_key: str = "long_ner", offset_keys: tuple[str, str] = ("start_char", "end_char")
+) -> list[dict[str, object]]:
     """The entities of `doc.ents` as dicts: text, label, character offsets
     (end exclusive) under `offset_keys`, and confidence."""
     return list(iter_entity_dicts(doc, spans_key, offset_keys))
@@ -85,8 +87,8 @@ DICT_CHUNK = 4096
 
 
 def iter_entity_dicts(
-    doc: Doc, spans_key: str = "long_ner", offset_keys: Tuple[str, str] = ("start_char", "end_char")
-) -> Iterator[Dict[str, object]]:
+    doc: Doc, spans_key: str = "long_ner", offset_keys: tuple[str, str] = ("start_char", "end_char")
+) -> Iterator[dict[str, object]]:
     """`entity_dicts`, one entity at a time, read from the doc's arrays: a
     book's entities are never all Span objects or dicts at once (doc.ents
     makes a Span of each)."""
@@ -104,7 +106,7 @@ def iter_entity_dicts(
     labels = types[starts]
     del arr, iob, types, not_inside
     scores = _group_scores(doc, spans_key, starts, ends, labels)
-    names: Dict[int, str] = {}
+    names: dict[int, str] = {}
     start_key, end_key = offset_keys
     for c in range(0, len(starts), DICT_CHUNK):
         chunk = zip(
@@ -128,12 +130,12 @@ def iter_entity_dicts(
 
 def _group_scores(
     doc: Doc, spans_key: str, starts: np.ndarray, ends: np.ndarray, types: np.ndarray
-) -> List[Optional[float]]:
+) -> list[Optional[float]]:
     """The confidence of each entity (token offsets, label hashes) from the
     span group `spans_key`; None for an entity the group does not hold (one
     kept from an EntityRuler, say)."""
     group = doc.spans.get(spans_key)
-    found: List[Optional[float]] = [None] * len(starts)
+    found: list[Optional[float]] = [None] * len(starts)
     group_scores = group.attrs.get("scores", []) if group is not None else []
     if group is None or not len(group) or len(group_scores) != len(group):
         return found

@@ -3,7 +3,9 @@ component is built, with a coded error naming the setting to change; and
 how the component is being built (by hand or from a config)."""
 
 import sys
-from typing import Any, Dict, Optional, Sequence
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any, Optional
 
 from spacy.language import Language
 
@@ -23,7 +25,7 @@ def component_settings(
     aggregation: str,
     scheme: str,
     decoding: str,
-    label_map: Optional[Dict[str, str]],
+    label_map: Optional[dict[str, str]],
     ignore_labels: Sequence[str],
     output: str,
     spans_key: str,
@@ -35,7 +37,7 @@ def component_settings(
     trim_heap: bool,
     store_trf_data: bool,
     prefetch: str,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """The component's `cfg`: the settings checked and normalised. A value
     out of range raises E010 naming `[components.<name>] <setting>`."""
     for setting, value, options in (
@@ -95,8 +97,8 @@ def built_from_config() -> bool:
     for at `initialize()` or first use. A direct `nlp.add_pipe` is checked
     at once. spaCy tells a factory neither case, so this looks for
     from_config's code object on the call stack."""
-    code = Language.from_config.__func__.__code__
-    frame = sys._getframe(1)
+    code = Language.__dict__["from_config"].__func__.__code__
+    frame: Optional[FrameType] = sys._getframe(1)
     while frame is not None:
         if frame.f_code is code:
             return True

@@ -9,12 +9,13 @@ default). Needs the `spark` extra: `pip install "spacy-longner[spark]"`, and
 the pipeline folder (or package) reachable from every worker.
 """
 
-from typing import Dict, Iterator, List, Optional
+from collections.abc import Iterator
+from typing import Any, Optional
 
 ENTITY_FIELDS = (("text", "string"), ("label", "string"), ("start", "int"), ("end", "int"), ("score", "double"))
 TOKEN_FIELDS = (("token", "string"), ("start", "int"), ("end", "int"), ("tag", "string"))
 
-_PIPELINES: Dict[str, object] = {}
+_PIPELINES: dict[str, object] = {}
 
 
 def _pipeline(name: str):
@@ -33,7 +34,7 @@ def _struct(fields):
     return StructType([StructField(n, kinds[k], True) for n, k in fields])
 
 
-def doc_entities(doc, spans_key: str) -> List[dict]:
+def doc_entities(doc, spans_key: str) -> list[dict]:
     """Entities of a doc as dicts (character offsets `start`/`end`, end
     exclusive), the fields of ENTITY_FIELDS."""
     from .scoring import entity_dicts
@@ -41,7 +42,7 @@ def doc_entities(doc, spans_key: str) -> List[dict]:
     return entity_dicts(doc, spans_key, offset_keys=("start", "end"))
 
 
-def doc_token_tags(doc) -> List[dict]:
+def doc_token_tags(doc) -> list[dict]:
     """Per-token IOB tags (B-PER, I-PER, O), like Spark NLP's NerConverter input."""
     return [
         {
@@ -80,13 +81,13 @@ def extract_entities(
         fields.append(StructField(token_tags_col, ArrayType(_struct(TOKEN_FIELDS)), True))
     schema = StructType(fields)
 
-    def run(batches: Iterator["pandas.DataFrame"]) -> Iterator["pandas.DataFrame"]:  # noqa: F821
+    def run(batches: Iterator[Any]) -> Iterator[Any]:  # pandas DataFrames
         nlp = _pipeline(pipeline)
         for pdf in batches:
             texts = pdf[input_col].tolist()
             present = [i for i, t in enumerate(texts) if isinstance(t, str)]
-            ents: List[Optional[list]] = [None] * len(texts)
-            tags: List[Optional[list]] = [None] * len(texts)
+            ents: list[Optional[list]] = [None] * len(texts)
+            tags: list[Optional[list]] = [None] * len(texts)
             for i, doc in zip(present, nlp.pipe((texts[i] for i in present), batch_size=batch_size)):
                 ents[i] = doc_entities(doc, spans_key)
                 if token_tags_col:

@@ -2,27 +2,32 @@
 Longformer) with tokenizers trained on the fly: for tests, the project's CI
 workflow and examples. Never for real use."""
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional
 
 CONLL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2003"
 IOB2_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
 BILOU_LABELS = ["O"] + [f"{p}-{t}" for t in ("PER", "LOC", "ORG", "MISC") for p in "BILU"]
 
-_BUILTIN_TEXT = """EU rejects German call to boycott British lamb .
-Peter Blackburn
-BRUSSELS 1996-08-22
-The European Commission said on Thursday it disagreed with German advice to consumers to shun British lamb until scientists determine whether mad cow disease can be transmitted to sheep .
-Germany 's representative to the European Union 's veterinary committee Werner Zwingmann said on Wednesday consumers should buy sheepmeat from countries other than Britain until the scientific advice was clearer .
-Tokyo , Paris and New York ; Maria Müller met José in São Paulo and Zürich on 12 March .
-Ölpreis über 100 Dollar , sagte die Bundesbank in Frankfurt am Main .""".split("\n")
+_BUILTIN_TEXT = [
+    "EU rejects German call to boycott British lamb .",
+    "Peter Blackburn",
+    "BRUSSELS 1996-08-22",
+    "The European Commission said on Thursday it disagreed with German advice to consumers to shun British lamb "
+    "until scientists determine whether mad cow disease can be transmitted to sheep .",
+    "Germany 's representative to the European Union 's veterinary committee Werner Zwingmann said on Wednesday "
+    "consumers should buy sheepmeat from countries other than Britain until the scientific advice was clearer .",
+    "Tokyo , Paris and New York ; Maria Müller met José in São Paulo and Zürich on 12 March .",
+    "Ölpreis über 100 Dollar , sagte die Bundesbank in Frankfurt am Main .",
+]
 
 
-def read_conll_sentences(path: Path, limit: Optional[int] = None) -> List[List[tuple]]:
+def read_conll_sentences(path: Path, limit: Optional[int] = None) -> list[list[tuple]]:
     """(word, tag) sentences from a CoNLL-2003 file, -DOCSTART- blocks left out."""
     from .conll import read_conll
 
-    sents: List[List[tuple]] = []
+    sents: list[list[tuple]] = []
     for doc in read_conll(path):
         for words, tags in zip(doc.sentences, doc.tags):
             sents.append(list(zip(words, tags)))
@@ -57,7 +62,7 @@ _TEMPLATES = [
 ]
 
 
-def synthetic_conll_sentences(n: int = 200, seed: int = 0) -> List[List[tuple]]:
+def synthetic_conll_sentences(n: int = 200, seed: int = 0) -> list[list[tuple]]:
     """(word, IOB2 tag) sentences built from templates and entity names, for
     tests that must not depend on the CoNLL files: every entity type, names
     of one to four words, adjacent entities, non-ASCII words and
@@ -67,7 +72,7 @@ def synthetic_conll_sentences(n: int = 200, seed: int = 0) -> List[List[tuple]]:
     rng = random.Random(seed)
     sents = []
     for _ in range(n):
-        words: List[tuple] = []
+        words: list[tuple] = []
         for piece in rng.choice(_TEMPLATES).split():
             if piece.startswith("{") and piece.endswith("}"):
                 etype = piece[1:-1]
@@ -79,7 +84,7 @@ def synthetic_conll_sentences(n: int = 200, seed: int = 0) -> List[List[tuple]]:
     return sents
 
 
-def _iob1(tags: Sequence[str]) -> List[str]:
+def _iob1(tags: Sequence[str]) -> list[str]:
     """IOB2 tags as CoNLL-2003's original files write them (IOB1): I- for
     every entity token, B- only where an entity directly follows one of the
     same type."""
@@ -107,14 +112,14 @@ def write_synthetic_conll(
         for d in range(n_docs):
             lines += ["-DOCSTART- -X- -X- O", ""]
             for sent in sents[d * sentences_per_doc : (d + 1) * sentences_per_doc]:
-                words, tags = zip(*sent)
-                tags = list(tags) if name == "test_conllpp.txt" else _iob1(tags)
+                words, gold = zip(*sent)
+                tags = list(gold) if name == "test_conllpp.txt" else _iob1(gold)
                 lines += [f"{w} NN I-NP {t}" for w, t in zip(words, tags)] + [""]
         (folder / name).write_text("\n".join(lines) + "\n", encoding="utf8")
     return folder
 
 
-def training_text(conll_dir: Path = CONLL_DIR) -> List[str]:
+def training_text(conll_dir: Path = CONLL_DIR) -> list[str]:
     lines = list(_BUILTIN_TEXT) + [" ".join(w for w, _ in s) for s in synthetic_conll_sentences(200)]
     train = Path(conll_dir) / "train.txt"
     if train.exists():
@@ -137,7 +142,7 @@ def train_tokenizer(kind: str, lines: Sequence[str], vocab_size: int = 600):
             special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
         )
         tok.decoder = decoders.WordPiece()
-        from transformers import BertTokenizerFast
+        from transformers import BertTokenizerFast  # type: ignore[attr-defined]  # lazily exported
 
         return BertTokenizerFast(tokenizer_object=tok, model_max_length=512)
     if kind == "albert":
@@ -164,7 +169,7 @@ def train_tokenizer(kind: str, lines: Sequence[str], vocab_size: int = 600):
             special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
         )
         tok.decoder = decoders.Metaspace()
-        from transformers import AlbertTokenizerFast
+        from transformers import AlbertTokenizerFast  # type: ignore[attr-defined]  # lazily exported
 
         return AlbertTokenizerFast(
             tokenizer_object=tok,
@@ -188,11 +193,11 @@ def train_tokenizer(kind: str, lines: Sequence[str], vocab_size: int = 600):
                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             ),
         )
-        tok.post_processor = processors.RobertaProcessing(
-            ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>"))
-        )
+        sep, cls = tok.token_to_id("</s>"), tok.token_to_id("<s>")
+        assert sep is not None and cls is not None  # special tokens of the trainer
+        tok.post_processor = processors.RobertaProcessing(("</s>", sep), ("<s>", cls))
         tok.decoder = decoders.ByteLevel()
-        from transformers import LongformerTokenizerFast
+        from transformers import LongformerTokenizerFast  # type: ignore[attr-defined]  # lazily exported
 
         return LongformerTokenizerFast(
             tokenizer_object=tok,
@@ -231,7 +236,14 @@ def build_checkpoint(
         a trained one.
     """
     import torch
-    from transformers import AlbertConfig, AutoModel, AutoModelForTokenClassification, BertConfig, LongformerConfig
+    from transformers import (
+        AlbertConfig,
+        AutoModel,
+        AutoModelForTokenClassification,
+        BertConfig,
+        LongformerConfig,
+        PretrainedConfig,
+    )
 
     torch.manual_seed(seed)
     tokenizer = train_tokenizer(kind, training_text(), vocab_size)
@@ -248,6 +260,7 @@ def build_checkpoint(
     )
     if labels is not None:
         common.update(id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)})
+    config: PretrainedConfig
     if kind == "bert":
         config = BertConfig(max_position_embeddings=512, **common)
     elif kind == "albert":

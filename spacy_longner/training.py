@@ -2,7 +2,8 @@
 wordpiece, the token-classification loss and its gradient, and gradient
 clipping. `LongNER.initialize`, `update` and `get_loss` call these."""
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Sequence
+from typing import Optional
 
 import numpy as np
 from spacy.attrs import IS_SPACE
@@ -47,7 +48,7 @@ def fit_head(state: HFState, labels: Optional[Sequence[str]], added: Sequence[st
 
 def token_classification_loss(
     examples: Iterable[Example], outputs, tagset: TagSet, loss_on: str, xp
-) -> Tuple[float, List, Dict[str, int]]:
+) -> tuple[float, list, dict[str, int]]:
     """Cross-entropy of the model's wordpiece logits against the gold tags,
     averaged over the wordpieces that count: each token's first
     (`loss_on = "first"`) or all of its wordpieces ("all").
@@ -55,7 +56,8 @@ def token_classification_loss(
     RETURNS (tuple): the loss, the gradient of each output's logits, and the
         gold labels the model does not have, with their counts (left out of
         the loss)."""
-    targets, unknown = [], {}
+    targets: list = []
+    unknown: dict[str, int] = {}
     for eg, out in zip(examples, outputs):
         gold = gold_label_ids(eg, tagset, unknown)
         if loss_on == "first":
@@ -100,7 +102,7 @@ def clip_gradients(state: Optional[HFState], max_norm: float) -> None:
         torch.nn.utils.clip_grad_norm_(grads, max_norm)
 
 
-def tag_labels(types: Sequence[str], scheme: str) -> List[str]:
+def tag_labels(types: Sequence[str], scheme: str) -> list[str]:
     """The model labels for entity types under a scheme, O first."""
     prefixes = {"IOB1": "BI", "IOB2": "BI", "BIOES": "BIES", "BILOU": "BILU", "IO": ""}[scheme]
     labels = ["O"]
@@ -112,7 +114,7 @@ def tag_labels(types: Sequence[str], scheme: str) -> List[str]:
     return labels
 
 
-def gold_label_ids(eg: Example, tagset: TagSet, unknown: Dict[str, int]) -> np.ndarray:
+def gold_label_ids(eg: Example, tagset: TagSet, unknown: dict[str, int]) -> np.ndarray:
     """Gold label id per predicted-doc token, -1 where gold is missing or
     misaligned (left out of the loss) or the label is not in the model."""
     biluo = eg.get_aligned_ner()
@@ -134,6 +136,7 @@ def gold_label_ids(eg: Example, tagset: TagSet, unknown: Dict[str, int]) -> np.n
             prev_type = None
             continue
         p, t = split_label(tag)
+        assert p is not None  # spaCy's BILUO gold tags all have a prefix
         label = convert_biluo(p, t, tagset.scheme, prev_type)
         prev_type = t if p in ("L", "U") else None
         if label in label_id:

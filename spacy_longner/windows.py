@@ -8,7 +8,7 @@ twice or lost.
 """
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -72,7 +72,9 @@ def sentence_cut_windows(n: int, window: int, stride: int, cuts: np.ndarray) -> 
     cuts = cuts[(cuts > 0) & (cuts < n)]
     if n <= window or len(cuts) == 0:
         return sliding_windows(n, window, stride)
-    starts, ends, owners = [], [], []
+    starts: list[int] = []
+    ends: list[int] = []
+    owners: list = []
     s = 0
     while s < n:
         if n - s <= window:
@@ -97,7 +99,7 @@ def sentence_cut_windows(n: int, window: int, stride: int, cuts: np.ndarray) -> 
     return WindowPlan(np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), np.concatenate(owners))
 
 
-def _append_sliding(starts: List[int], ends: List[int], a: int, b: int, window: int, stride: int) -> np.ndarray:
+def _append_sliding(starts: list[int], ends: list[int], a: int, b: int, window: int, stride: int) -> np.ndarray:
     """Sliding windows over the wordpieces a..b (a sentence longer than the
     window), appended to `starts`/`ends`; the index of each wordpiece's
     window among all of them."""
@@ -155,17 +157,20 @@ def sentence_windows(
     bounds = np.unique(bounds[(bounds >= 0) & (bounds <= n)])
     if bounds[0] != 0:
         bounds = np.concatenate([[0], bounds])
-    with_context = context_size is not None and context_size > 0
-    limit = min(pack, window - 2 * context_size) if with_context and pack > 0 else 0
-    starts, ends, owner = [], [], np.empty(n, dtype=np.int64)
+    size = context_size or 0
+    with_context = size > 0
+    limit = min(pack, window - 2 * size) if with_context and pack > 0 else 0
+    starts: list[int] = []
+    ends: list[int] = []
+    owner = np.empty(n, dtype=np.int64)
 
     def add(a: int, b: int) -> None:
         if with_context:
             room = window - (b - a)
-            left = min(context_size, a, room // 2)
-            right = min(context_size, n - b, room - left)
+            left = min(size, a, room // 2)
+            right = min(size, n - b, room - left)
             # Give unused room on one side to the other side.
-            left = min(context_size, a, room - right)
+            left = min(size, a, room - right)
             s, e = a - left, b + right
         else:
             s, e = a, b

@@ -5,7 +5,8 @@ entities: no Token objects, and no Span objects for doc.ents (the span group
 still needs one Span per entity).
 """
 
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from spacy.attrs import ENT_IOB, ENT_TYPE
@@ -83,11 +84,11 @@ def write_ents(doc: Doc, starts: np.ndarray, ends: np.ndarray, label_hashes: np.
             starts, ends, label_hashes = starts[written], ends[written], label_hashes[written]
     if current is None:
         current = outside_rows(n)
-    doc.from_array(ENT_ATTRS, mark_entities(current, starts, ends, label_hashes))
+    doc.from_array(ENT_ATTRS, mark_entities(current, starts, ends, label_hashes))  # type: ignore[arg-type]  # uint64 rows
     return written
 
 
-def entity_token_index(starts: np.ndarray, ends: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def entity_token_index(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The token indices covered by the entities, and for each the entity it
     belongs to."""
     return ragged_index(starts, ends - starts)
@@ -100,7 +101,7 @@ def write_buffer(
     output: str,
     spans_key: str,
     existing: str,
-    model_labels: Optional[List[str]] = None,
+    model_labels: Optional[list[str]] = None,
 ) -> None:
     """Write a buffer's predictions to its docs: doc.ents (output "ents",
     as `existing` says, see write_ents), the span group `spans_key` with one
@@ -124,10 +125,10 @@ def write_buffer(
     bounds_l, offsets_l = bounds.tolist(), doc_offsets.tolist()
     for i, doc in enumerate(docs):
         a, b = bounds_l[i], bounds_l[i + 1]
-        chosen: "slice | np.ndarray" = slice(a, b)
+        chosen: slice | np.ndarray = slice(a, b)
         if rows is not None:
             if offsets_l[i + 1] > offsets_l[i]:
-                doc.from_array(ENT_ATTRS, rows[offsets_l[i] : offsets_l[i + 1]])
+                doc.from_array(ENT_ATTRS, rows[offsets_l[i] : offsets_l[i + 1]])  # type: ignore[arg-type]  # uint64 rows
         elif output == "ents":
             written = write_ents(doc, ents.start[a:b], ents.end[a:b], label_hashes[a:b], existing)
             if not written.all():
@@ -156,7 +157,7 @@ def span_group(
     """The span group `key` of a doc's entities, their confidences in
     `attrs["scores"]`."""
 
-    def spans(c: int) -> List[Span]:
+    def spans(c: int) -> list[Span]:
         chunk = slice(c, c + SPAN_CHUNK)
         return [
             Span(doc, s, e, label=h)

@@ -2,7 +2,6 @@
 tokenizers trained on the fly, saved as a user's fine-tuned checkpoint would be."""
 
 import os
-
 from pathlib import Path
 
 import pytest

@@ -4,8 +4,9 @@ bring, each with a tokenizer of its family's kind trained on the fly
 `save_pretrained` writes a fine-tuned checkpoint. For the checkpoint matrix
 tests; offline."""
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable
 
 from spacy_longner.testing import IOB2_LABELS, training_text
 
@@ -30,7 +31,7 @@ def _wordpiece(lines: Sequence[str], lowercase: bool = False):
     return tok, dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
-def _unigram(lines: Sequence[str], template: str, specials: Dict[str, str]):
+def _unigram(lines: Sequence[str], template: str, specials: dict[str, str]):
     """A SentencePiece-style tokenizer (Unigram over Metaspace). template:
     "cls_sep" ([CLS] $A [SEP]), "s_end" (<s> $A </s>), "end_sep_cls" ($A <sep> <cls>, XLNet)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -57,7 +58,7 @@ def _unigram(lines: Sequence[str], template: str, specials: Dict[str, str]):
     return tok, specials
 
 
-def _byte_bpe(lines: Sequence[str], specials: Dict[str, str], roberta: bool = True):
+def _byte_bpe(lines: Sequence[str], specials: dict[str, str], roberta: bool = True):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
@@ -90,7 +91,7 @@ ROBERTA_SPECIALS = dict(
 SPM_CLS_SEP = dict(pad_token="<pad>", unk_token="<unk>", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
-def _family_specs() -> Dict[str, Callable]:
+def _family_specs() -> dict[str, Callable]:
     import transformers as t
 
     common = dict(num_hidden_layers=2, num_attention_heads=2, hidden_size=WIDTH, intermediate_size=2 * WIDTH)
@@ -191,7 +192,7 @@ def _family_specs() -> Dict[str, Callable]:
 FAMILIES = sorted(_family_specs()) + ["albert", "longformer"]
 
 
-def build_family_checkpoint(path: Path, family: str, labels: List[str] = IOB2_LABELS, seed: int = 0) -> Path:
+def build_family_checkpoint(path: Path, family: str, labels: list[str] = IOB2_LABELS, seed: int = 0) -> Path:
     """Save a tiny random checkpoint of `family` with a token-classification
     head for `labels` to `path`."""
     import torch

@@ -2,7 +2,6 @@
 to check the package's batched decoding (spacy_longner.decode) against."""
 
 from dataclasses import dataclass
-from typing import List, Tuple
 
 import numpy as np
 
@@ -50,7 +49,7 @@ def decode_tokens(
     tagset: TagSet,
     *,
     decoding: str = "conlleval",
-) -> Tuple[np.ndarray, List[Entity]]:
+) -> tuple[np.ndarray, list[Entity]]:
     """Decode per-token label probabilities into tags and entities.
 
     probs (np.ndarray): (n_tokens, n_labels) probabilities.

@@ -8,13 +8,13 @@ import threading
 import numpy as np
 import pytest
 import spacy
+from conftest import ents_of, fail_on, make_nlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import ignore_error
 
-from conftest import ents_of, fail_on, make_nlp
 from spacy_longner.stream import prefetch, read_ahead
 from spacy_longner.write import write_ents
 
@@ -217,7 +217,7 @@ def test_loading_a_checkpoint_ends_with_a_full_garbage_collection(checkpoints):
     gc.callbacks.append(seen)
     try:
         nlp = make_nlp(checkpoints("bert"))
-        nlp.get_pipe("long_ner").state  # loads the checkpoint
+        _ = nlp.get_pipe("long_ner").state  # loads the checkpoint
         after_load = len(full)
         nlp("Peter Blackburn went to Brussels .")
     finally:

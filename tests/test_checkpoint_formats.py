@@ -11,7 +11,21 @@ from spacy.tokens import Doc
 from spacy_longner.decode import parse_tagset
 from spacy_longner.testing import IOB2_LABELS, build_checkpoint
 
-WORDS = "Peter Blackburn went to Brussels with the European Commission and Maria Müller .".split()
+WORDS = [
+    "Peter",
+    "Blackburn",
+    "went",
+    "to",
+    "Brussels",
+    "with",
+    "the",
+    "European",
+    "Commission",
+    "and",
+    "Maria",
+    "Müller",
+    ".",
+]
 
 
 def entities(path, **cfg):

@@ -8,10 +8,10 @@ merges.txt)."""
 
 import pytest
 import spacy
+from families import FAMILIES
 from seqeval.metrics.sequence_labeling import get_entities
 from spacy.tokens import Doc
 
-from families import FAMILIES
 from spacy_longner.testing import IOB2_LABELS, synthetic_conll_sentences
 
 SENTENCES = [[w for w, _ in s] for s in synthetic_conll_sentences(24, seed=7)]

@@ -80,7 +80,10 @@ def test_import_hf_writes_a_pipeline_and_a_wheel_that_loads_by_name(checkpoints,
         ],
         check=True,
     )
-    load = "import spacy, json, sys; nlp = spacy.load('en_cli_test'); print(json.dumps([(e.text, e.label_) for e in nlp(sys.argv[1]).ents]))"
+    load = (
+        "import spacy, json, sys; nlp = spacy.load('en_cli_test'); "
+        "print(json.dumps([(e.text, e.label_) for e in nlp(sys.argv[1]).ents]))"
+    )
     shutil.rmtree(tmp_path / "pipeline")
     out = subprocess.run(
         [sys.executable, "-c", load, SAMPLE],

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from cross_version import KINDS, predict, save
 
 OTHER = os.environ.get("LONGNER_OTHER_PYTHON")

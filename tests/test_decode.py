@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference_decode import decode_tokens, viterbi
 from seqeval.metrics.sequence_labeling import get_entities
 
-from reference_decode import decode_tokens, viterbi
 from spacy_longner.decode import (
     allowed_transitions,
     chunk_starts_ends,

@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 import spacy
 import torch
+from conftest import ents_of, make_nlp, person_place_docs
 from spacy.tokens import Doc
 from spacy.training import Example
-
-from conftest import ents_of, make_nlp, person_place_docs
-
 
 SAMPLE_TEXTS = [
     "Peter Blackburn reports from Brussels that the European Commission met German officials on Thursday.",
@@ -22,10 +20,36 @@ SAMPLE_TEXTS = [
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
-WORDS = (
-    "Peter Blackburn Brussels European Commission German Thursday Tokyo Paris Reuters said on the in "
-    "and of to a EU UK Germany Clinton Ltd Inc . , 1996 results"
-).split()
+WORDS = [
+    "Peter",
+    "Blackburn",
+    "Brussels",
+    "European",
+    "Commission",
+    "German",
+    "Thursday",
+    "Tokyo",
+    "Paris",
+    "Reuters",
+    "said",
+    "on",
+    "the",
+    "in",
+    "and",
+    "of",
+    "to",
+    "a",
+    "EU",
+    "UK",
+    "Germany",
+    "Clinton",
+    "Ltd",
+    "Inc",
+    ".",
+    ",",
+    "1996",
+    "results",
+]
 
 
 def random_texts(n, seed=0):

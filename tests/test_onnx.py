@@ -10,13 +10,13 @@ import threading
 
 import numpy as np
 import pytest
-import srsly
 import spacy
+import srsly
+from conftest import ents_of, make_nlp, person_place_docs
+from families import FAMILIES
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from conftest import ents_of, make_nlp, person_place_docs
-from families import FAMILIES
 from spacy_longner.onnx_backend import GRAPH_FILE, REFUSED_FAMILIES
 from spacy_longner.testing import IOB2_LABELS, synthetic_conll_sentences, write_synthetic_conll
 
@@ -251,11 +251,11 @@ def test_int8_on_onnx_keeps_the_torch_int8_layers_fp32(checkpoints):
     """quantize = "int8" quantizes the graph's MatMuls except the
     feed-forward output projections and the head, as the torch int8 path
     does; "int8_all" all of them. Both run and find entities."""
+    import logging
+
     import onnx
 
     from spacy_longner import onnx_backend
-
-    import logging
 
     path = checkpoints("bert")
     counts = {}

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import spacy
 import torch
+from conftest import BILOU_LABELS, IOB2_LABELS, ents_of, fail_on, make_nlp, real_conll_sentences
 from seqeval.metrics.sequence_labeling import get_entities
 from spacy.tokens import Doc, Span
 from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-from conftest import BILOU_LABELS, IOB2_LABELS, ents_of, fail_on, make_nlp, real_conll_sentences
 
 
 def reference_spans(path, words_list):
@@ -67,7 +66,29 @@ def check_against_reference(path, sentences):
 def test_windowed_prediction_equals_whole_document_prediction(checkpoints, kind):
     path = checkpoints(kind, tuple(IOB2_LABELS), context_free=True)
     rng = np.random.default_rng(0)
-    vocab = "Peter Blackburn said on Thursday that the European Commission in Brussels , Germany and Tokyo met Müller ' s team .".split()
+    vocab = [
+        "Peter",
+        "Blackburn",
+        "said",
+        "on",
+        "Thursday",
+        "that",
+        "the",
+        "European",
+        "Commission",
+        "in",
+        "Brussels",
+        ",",
+        "Germany",
+        "and",
+        "Tokyo",
+        "met",
+        "Müller",
+        "'",
+        "s",
+        "team",
+        ".",
+    ]
     words = [vocab[i] for i in rng.integers(0, len(vocab), 20_000)]
     # Reference: one forward pass over the whole document (position ids fixed,
     # which a context-free checkpoint ignores), first-wordpiece argmax.
@@ -154,7 +175,7 @@ def test_token_without_wordpiece_never_starts_or_ends_an_entity(checkpoints):
     # (the words around it are decoded as neighbours), never at its edge.
     invisible = {i for i, w in enumerate(words) if w.startswith(("\x00", "\x01"))}
     assert doc.ents and all(e.start not in invisible and e.end - 1 not in invisible for e in doc.ents)
-    for i, w in enumerate(words):
+    for i, _w in enumerate(words):
         if i in invisible:
             assert probs[i].sum() == 0
         else:
@@ -181,7 +202,7 @@ def test_options_label_map_ignore_spans_output(checkpoints, conll_dev_sentences)
 
 def test_existing_entities_overwrite_keep_fill(checkpoints):
     path = checkpoints("bert")
-    words = "Peter Blackburn went to Brussels with the European Commission on Thursday".split()
+    words = ["Peter", "Blackburn", "went", "to", "Brussels", "with", "the", "European", "Commission", "on", "Thursday"]
     pred = ents_of(make_nlp(path)(Doc(spacy.blank("en").vocab, words=words)))
     assert pred
     s0, e0, _ = pred[0]

@@ -5,11 +5,11 @@ component."""
 import numpy as np
 import pytest
 import spacy
+from conftest import make_nlp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc
 
-from conftest import make_nlp
 from spacy_longner.testing import synthetic_conll_sentences
 
 SEPARATORS = [" ", "\n", "\t", "  ", "\u00a0", "\r\n", " \n ", "\n\n", " \t "]
@@ -179,7 +179,7 @@ def test_trim_heap_is_a_setting(checkpoints):
         ner = nlp.add_pipe(
             "long_ner", config={"model": {"name": str(checkpoints("bert"))}, "trim_heap": trim, "buffer_words": 5}
         )
-        ner._trim_heap = lambda: calls.append(1)
+        ner._trim_heap = lambda calls=calls: calls.append(1)
         list(nlp.pipe(["Peter Blackburn went to Brussels .", "Maria flew to Zürich ."]))
         assert len(calls) == expected
 

@@ -1,14 +1,14 @@
 """The README's Python blocks run as a user pastes them, in order, in one
 folder, offline: the quickstart's printed output is the one the README shows,
 `"path/to/checkpoint"` is a tiny random checkpoint, `letters/` holds a few
-long documents and `war_and_peace.txt` a text of over a million characters. Loading and predicting print nothing on stderr (no progress
-bars, no load reports)."""
+long documents and `war_and_peace.txt` a text of over a million characters.
+Loading and predicting print nothing on stderr (no progress bars, no load
+reports)."""
 
 import re
 import subprocess
 import sys
 from pathlib import Path
-
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 FENCE = re.compile(r"```(\w+)\n(.*?)```", re.S)

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import spacy
-from spacy.tokens import DocBin
-
 from conftest import CONLL_DIR
+from spacy.tokens import DocBin
 
 ROOT = Path(__file__).resolve().parents[1]
 

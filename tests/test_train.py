@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import spacy
+import torch
+from conftest import person_place_docs
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
-from conftest import person_place_docs
 
 from spacy_longner.conll import ConllDoc, to_docs
 from spacy_longner.testing import synthetic_conll_sentences
@@ -571,9 +571,10 @@ def test_training_batches_are_not_joined_inference_batches_are(checkpoints, monk
     training plans its batches without joining: the same config and seed
     give the weights earlier versions gave. Prediction may join (a forward
     call's fixed cost weighs on CPU)."""
+    from conftest import make_nlp
+
     import spacy_longner.batching as batching
     import spacy_longner.runtime as runtime
-    from conftest import make_nlp
 
     overheads = []
     real = batching.make_batches

@@ -5,10 +5,10 @@ environment (`bash scripts/install.sh trf .venv-trf`)."""
 import numpy as np
 import pytest
 import spacy
+from conftest import ents_of
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from conftest import ents_of
 from spacy_longner.testing import synthetic_conll_sentences
 
 spacy_transformers = pytest.importorskip("spacy_transformers")

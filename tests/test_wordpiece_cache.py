@@ -10,9 +10,9 @@ import pickle
 import numpy as np
 import pytest
 import spacy
+from conftest import make_nlp
 from spacy.tokens import Doc
 
-from conftest import make_nlp
 from spacy_longner.batching import encode_docs
 
 # Words a user's strings bring: accents, CJK, emoji and joiners, combining
