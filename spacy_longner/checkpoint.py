@@ -18,7 +18,7 @@ from .errors import Errors, Warnings, reason
 
 # Model types whose position ids start after the padding index.
 _PADDING_OFFSET_TYPES = {"roberta", "longformer", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text"}
-_GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
+GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
 
 def pad_multiple_of(config) -> int:
@@ -82,6 +82,9 @@ class HFState:
         self.exact_lengths = needs_exact_lengths(hf_model.config)
         self.derived: dict[str, Any] = {}
         self.warned_no_sents = False
+        # Whether the checkpoint came with classifier weights (with generic
+        # labels, has_head is False even so).
+        self.head_weights = has_head
         self.warned_fork = False
         self.predicted_in_pid: Optional[int] = None
         # One tokenizer call at a time: with prefetch, a thread plans ahead
@@ -305,10 +308,11 @@ def load_checkpoint(
             stacklevel=2,
         )
     labels = [hf_model.config.id2label[i] for i in range(hf_model.config.num_labels)]
-    generic = all(_GENERIC_LABEL.match(str(lab)) for lab in labels)
+    generic = all(GENERIC_LABEL.match(str(lab)) for lab in labels)
     has_head = not missing and not generic
     if not has_head and not allow_no_head:
         raise ValueError(Errors.E004.format(path=source, labels=labels))
+    head_weights = not missing
     max_len = max_model_length(hf_model.config, tokenizer)
     prefix, suffix = special_tokens(tokenizer)
     max_window = max_len - len(prefix) - len(suffix)
@@ -352,6 +356,7 @@ def load_checkpoint(
         stride=stride,
         global_attention=global_attention,
     )
+    state.head_weights = head_weights
     model.attrs["state"] = state
     # Loading torch, transformers and the weights leaves hundreds of
     # thousands of new objects that no full garbage collection has seen yet:

@@ -76,8 +76,10 @@ class Errors(metaclass=_ErrorsWithCodes):
         "missing or its id2label is the generic {labels}). If it is fine-tuned, "
         "write its tags into config.json's id2label in id order, e.g. "
         '{{"0": "O", "1": "B-PER", "2": "I-PER"}}, as its model card '
-        "lists them; otherwise train it: give nlp.initialize() training "
-        "examples so long_ner builds the head from their labels."
+        "lists them (or import it with `spacy-longner import-hf CHECKPOINT OUT "
+        "--label-map LABEL_0=O LABEL_1=B-PER ...`); otherwise train it: give "
+        "nlp.initialize() training examples so long_ner builds the head from "
+        "their labels."
     )
     E005 = (
         "window = {window} in [components.{component}.model] is larger than "
@@ -241,3 +243,15 @@ class Errors(metaclass=_ErrorsWithCodes):
         "built."
     )
     E041 = "Input '{path}' not found. Give a JSONL file, a text file (one document a line) or a folder of .txt files."
+    E042 = (
+        "--label-map names the checkpoint's generic labels ({given}), so it "
+        "must name a tag for each of them, and only for them: {problem}. The "
+        "checkpoint's labels, in id order: {labels}. Give e.g. "
+        "--label-map LABEL_0=O LABEL_1=B-PER LABEL_2=I-PER, as its model card "
+        "lists the tags."
+    )
+    E043 = (
+        "--label-map {key}=... names no entity type of the checkpoint. Its "
+        "types: {types} (labels {labels}). Rename one of those, e.g. "
+        "--label-map {example}=PERSON."
+    )

@@ -12,10 +12,11 @@ wheel of it that `pip install` takes.
 
 import argparse
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from wasabi import msg
 
+from .checkpoint import GENERIC_LABEL
 from .errors import Errors
 
 
@@ -36,24 +37,39 @@ def import_checkpoint(
 ):
     """Build the pipeline (blank `lang`, optionally a sentencizer, then
     long_ner on `checkpoint`), save it to `output` and return it. An output
-    folder that holds files is an error (E026) unless `force`."""
+    folder that holds files is an error (E026) unless `force`.
+
+    label_map: FROM=TO renames. Where the checkpoint's labels are generic
+    (LABEL_0, LABEL_1, ... with a trained head), FROM names those labels and
+    TO the tag each stands for (O, B-PER, ...; every one of them, E042), and
+    the saved checkpoint carries the tags; otherwise FROM is an entity type
+    of the checkpoint (E043 where it is none), renamed in doc.ents."""
     import spacy
 
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not force:
         raise ValueError(Errors.E026.format(path=output))
+    mapping = dict(label_map or {})
+    tag_map = {k: v for k, v in mapping.items() if GENERIC_LABEL.match(k)}
+    type_map = {k: v for k, v in mapping.items() if k not in tag_map}
     nlp = spacy.blank(lang)
     if sentencizer:
         nlp.add_pipe("sentencizer")
-    nlp.add_pipe(
+    pipe: Any = nlp.add_pipe(
         "long_ner",
         config={
             "decoding": decoding,
-            "label_map": dict(label_map or {}),
+            "label_map": type_map,
             "model": {"name": checkpoint, "window": window, "stride": stride, "runtime": runtime},
         },
     )
+    if tag_map:
+        name_generic_labels(pipe, checkpoint, tag_map)
     nlp.initialize()
+    types = pipe.tagset.types
+    for key in type_map:
+        if key not in types:
+            raise ValueError(Errors.E043.format(key=key, types=list(types), labels=pipe.model_labels, example=types[0]))
     nlp.meta["name"] = name
     nlp.meta["version"] = version
     if runtime == "onnx":
@@ -61,6 +77,31 @@ def import_checkpoint(
         nlp.meta["requirements"] = [*nlp.meta.get("requirements", []), "onnxruntime>=1.20"]
     nlp.to_disk(output)
     return nlp
+
+
+def name_generic_labels(pipe, checkpoint: str, tag_map: dict[str, str]) -> None:
+    """Load the checkpoint into `pipe` with its generic labels (LABEL_0,
+    ...) replaced by the tags `tag_map` gives them, keeping its trained head."""
+    from .checkpoint import load_checkpoint
+
+    state = load_checkpoint(pipe.model, checkpoint, component=pipe.name, allow_no_head=True)
+    labels = state.labels
+    problem = None
+    if not all(GENERIC_LABEL.match(str(label)) for label in labels):
+        problem = "its labels are not generic; rename entity types instead (e.g. --label-map PER=PERSON)"
+    elif not state.head_weights:
+        problem = "it has no trained classification head, so its labels mean nothing yet"
+    elif set(tag_map) != set(labels):
+        missing, unknown = sorted(set(labels) - set(tag_map)), sorted(set(tag_map) - set(labels))
+        parts = [f"no tag for {missing}"] if missing else []
+        problem = ", ".join(parts + ([f"no such labels {unknown}"] if unknown else []))
+    if problem:
+        raise ValueError(Errors.E042.format(given=", ".join(sorted(tag_map)), problem=problem, labels=labels))
+    config = state.hf_model.config
+    config.id2label = {i: tag_map[label] for i, label in enumerate(labels)}
+    config.label2id = {tag: i for i, tag in config.id2label.items()}
+    state.has_head = True
+    pipe._loaded()
 
 
 def build_wheel(pipeline: Path, packages: Path) -> Path:
@@ -119,7 +160,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         default=[],
         metavar="FROM=TO",
-        help="rename entity types, e.g. PERSON=PER LOCATION=LOC",
+        help="rename entity types, e.g. PERSON=PER LOCATION=LOC; for a checkpoint whose labels are generic, "
+        "name the tag of each: LABEL_0=O LABEL_1=B-PER LABEL_2=I-PER",
     )
     parser.add_argument(
         "--runtime",

@@ -41,7 +41,10 @@ def fit_head(state: HFState, labels: Optional[Sequence[str]], added: Sequence[st
     wanted = set(labels or ()) or set(current or ())
     wanted |= set(added)
     if not wanted:
-        raise ValueError(Errors.E014.format(path=state.source))
+        # A trained head with generic labels wants its labels named, not data.
+        raise ValueError(
+            (Errors.E004 if state.head_weights else Errors.E014).format(path=state.source, labels=state.labels)
+        )
     if current != sorted(wanted):
         resize_head(state, tag_labels(sorted(wanted), train_scheme(state, scheme)))
 

@@ -148,3 +148,51 @@ def test_annotate_with_a_mistyped_pipeline_or_input_prints_one_coded_line(tmp_pa
     done = run_cli("annotate", str(tmp_path), str(tmp_path / "missing.txt"), str(tmp_path / "out.jsonl"))
     assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
     assert "[long_ner E041] Input" in " ".join(done.stdout.split())
+
+
+GENERIC = ["LABEL_0", "LABEL_1", "LABEL_2", "LABEL_3", "LABEL_4"]
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+@pytest.fixture(scope="module")
+def generic_and_named(tmp_path_factory):
+    """The same random checkpoint (same seed) saved once with generic labels
+    and once with the tags they stand for."""
+    from spacy_longner.testing import build_checkpoint
+
+    root = tmp_path_factory.mktemp("generic")
+    return build_checkpoint(root / "generic", "bert", GENERIC), build_checkpoint(root / "named", "bert", TAGS)
+
+
+def test_import_hf_names_generic_labels_from_the_label_map(generic_and_named, tmp_path):
+    import spacy
+
+    from spacy_longner.importer import import_checkpoint
+
+    generic, named = generic_and_named
+    label_map = {f"LABEL_{i}": tag for i, tag in enumerate(TAGS)}
+    label_map["PER"] = "PERSON"
+    import_checkpoint(str(generic), tmp_path / "p", label_map=label_map)
+    reference = spacy.blank("en")
+    reference.add_pipe("long_ner", config={"model": {"name": str(named)}, "label_map": {"PER": "PERSON"}})
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.get_pipe("long_ner").model_labels == TAGS
+    text = "Peter Blackburn went to Brussels and Tokyo with Maria Müller ."
+    want = [(e.start, e.end, e.label_) for e in reference(text).ents]
+    assert want and [(e.start, e.end, e.label_) for e in loaded(text).ents] == want
+    assert {label for _, _, label in want} <= {"PERSON", "LOC"}
+
+
+def test_import_hf_label_map_errors_name_what_the_checkpoint_has(generic_and_named, checkpoints, tmp_path):
+    from spacy_longner.importer import import_checkpoint
+
+    generic, _ = generic_and_named
+    with pytest.raises(ValueError, match=r"\[long_ner E004\].*LABEL_0.*--label-map"):
+        import_checkpoint(str(generic), tmp_path / "a")
+    with pytest.raises(ValueError, match=r"\[long_ner E042\].*no tag for \['LABEL_2', 'LABEL_3', 'LABEL_4'\]"):
+        import_checkpoint(str(generic), tmp_path / "b", label_map={"LABEL_0": "O", "LABEL_1": "PER"})
+    with pytest.raises(ValueError, match=r"\[long_ner E043\] --label-map PERSON=\.\.\. names no entity type.*'LOC'"):
+        import_checkpoint(str(checkpoints("bert")), tmp_path / "c", label_map={"PERSON": "PER"})
+    done = run_cli("import-hf", str(generic), str(tmp_path / "d"), "--label-map", "LABEL_0=PER")
+    printed = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and "Traceback" not in printed and "[long_ner E042]" in printed
