@@ -24,6 +24,7 @@ from wasabi import msg
 
 from .errors import Errors, reason
 from .length import too_long
+from .pipeline_folder import load_pipeline
 from .scoring import iter_entity_dicts
 
 
@@ -119,16 +120,6 @@ def write_entities(out, head: dict[str, object], entities: Iterator[dict[str, ob
     for i, entity in enumerate(entities):
         out.write((", " if i else "") + json.dumps(entity, ensure_ascii=False))
     out.write("]}\n")
-
-
-def load_pipeline(name: str):
-    """spacy.load(name), a missing pipeline being a coded error (E040)."""
-    import spacy
-    from spacy.util import is_package
-
-    if not Path(name).exists() and not is_package(name):
-        raise ValueError(Errors.E040.format(name=name))
-    return spacy.load(name)
 
 
 class SkipRecord:

@@ -255,3 +255,8 @@ class Errors(metaclass=_ErrorsWithCodes):
         "types: {types} (labels {labels}). Rename one of those, e.g. "
         "--label-map {example}=PERSON."
     )
+    E044 = (
+        "No corpus to evaluate in '{path}': none of {splits} is there. Give "
+        "the folder that `spacy project run convert` writes (corpus/), or "
+        "name the splits with --splits."
+    )

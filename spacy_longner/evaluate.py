@@ -28,6 +28,7 @@ from typing import Optional
 from wasabi import msg
 
 from .errors import Errors, reason
+from .pipeline_folder import load_pipeline
 
 ERROR_COLORS = {"MISSED": "#ff9a9a", "WRONG": "#ffc04d"}
 
@@ -274,7 +275,10 @@ def evaluate_splits(
     overrides = dict(settings or {})
     if model_settings:
         overrides["model"] = dict(model_settings)
-    nlp = spacy.load(model, config={"components": {"long_ner": overrides}} if overrides else {})
+    found = [split for split in splits if (corpus / f"{split}.spacy").exists()]
+    if not found:
+        raise ValueError(Errors.E044.format(path=corpus, splits=", ".join(f"{s}.spacy" for s in splits)))
+    nlp = load_pipeline(model, {"components": {"long_ner": overrides}} if overrides else None)
     output.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     for split in splits:
@@ -294,11 +298,14 @@ def evaluate_splits(
         n_words = sum(len(d) for d in gold_docs)
         table = format_conlleval(scores)
         (output / f"{split}.txt").write_text(
-            f"# {split}: {len(gold_docs)} documents, {n_words} tokens, model {model}\n\n{text_report}\n\n{table}\n",
+            f"# {split}: {len(gold_docs)} documents, {n_words} tokens, model {model}"
+            + (f", settings {json.dumps(overrides, sort_keys=True)}" if overrides else "")
+            + f"\n\n{text_report}\n\n{table}\n",
             encoding="utf8",
         )
         result = {
             "split": split,
+            "settings": overrides,
             "documents": len(gold_docs),
             "conlleval": scores,
             "token_report": data_report,

@@ -5,7 +5,7 @@ save_pretrained writes it, weights as safetensors only), with
 its checksums in `cfg`), and the same folder packed as bytes."""
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from thinc.api import Model
 
@@ -119,3 +119,14 @@ def folder_from_bytes(data: bytes, read: Callable[[Path], Any]) -> None:
         read(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_pipeline(name: str, config: Optional[dict] = None):
+    """spacy.load(name, config=...), a pipeline that is neither a folder nor
+    an installed package being a coded error (E040)."""
+    import spacy
+    from spacy.util import is_package
+
+    if not Path(name).exists() and not is_package(name):
+        raise ValueError(Errors.E040.format(name=name))
+    return spacy.load(name, config=config or {})

@@ -82,40 +82,18 @@ def entity_dicts(
     return list(iter_entity_dicts(doc, spans_key, offset_keys))
 
 
-# Entities turned into dicts at a time.
-DICT_CHUNK = 4096
-
-
 def iter_entity_dicts(
     doc: Doc, spans_key: str = "long_ner", offset_keys: tuple[str, str] = ("start_char", "end_char")
 ) -> Iterator[dict[str, object]]:
-    """`entity_dicts`, one entity at a time, read from the doc's arrays: a
-    book's entities are never all Span objects or dicts at once (doc.ents
-    makes a Span of each)."""
-    from spacy.attrs import ENT_IOB, ENT_TYPE
-
-    if not len(doc):
-        return
-    arr = doc.to_array([ENT_IOB, ENT_TYPE])
-    iob, types = arr[:, 0], arr[:, 1]
-    # As doc.ents reads them: an entity starts at a B with a type and runs
-    # over the I tokens after it.
-    starts = np.flatnonzero((iob == 3) & (types != 0))
-    not_inside = np.append(np.flatnonzero(iob != 1), len(doc))
-    ends = not_inside[np.searchsorted(not_inside, starts, side="right")]
-    labels = types[starts]
-    del arr, iob, types, not_inside
-    scores = _group_scores(doc, spans_key, starts, ends, labels)
+    """`entity_dicts`, one entity at a time, read from the doc's arrays a
+    stretch of tokens at a time: a book's entities are never all Span
+    objects or dicts at once (doc.ents makes a Span of each), and no array
+    is as long as the book."""
+    scores = group_scores(doc, spans_key)
     names: dict[int, str] = {}
     start_key, end_key = offset_keys
-    for c in range(0, len(starts), DICT_CHUNK):
-        chunk = zip(
-            starts[c : c + DICT_CHUNK].tolist(),
-            ends[c : c + DICT_CHUNK].tolist(),
-            labels[c : c + DICT_CHUNK].tolist(),
-            scores[c : c + DICT_CHUNK],
-        )
-        for s, e, label, score in chunk:
+    for starts, ends, labels in entity_bounds(doc):
+        for s, e, label, score in zip(starts.tolist(), ends.tolist(), labels.tolist(), scores(starts, ends, labels)):
             if label not in names:
                 names[label] = doc.vocab.strings[label]
             span = doc[s:e]
@@ -128,25 +106,53 @@ def iter_entity_dicts(
             }
 
 
-def _group_scores(
-    doc: Doc, spans_key: str, starts: np.ndarray, ends: np.ndarray, types: np.ndarray
-) -> list[Optional[float]]:
-    """The confidence of each entity (token offsets, label hashes) from the
-    span group `spans_key`; None for an entity the group does not hold (one
-    kept from an EntityRuler, say)."""
+# Tokens read at a time by entity_bounds.
+TOKEN_CHUNK = 65536
+
+
+def entity_bounds(doc: Doc) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(starts, ends, label hashes) of doc.ents, in order, a stretch of
+    TOKEN_CHUNK tokens at a time. As doc.ents reads them: an entity starts
+    at a B with a type and runs over the I tokens after it."""
+    from spacy.attrs import ENT_IOB, ENT_TYPE
+
+    n = len(doc)
+    for pos in range(0, n, TOKEN_CHUNK):
+        stop = min(n, pos + TOKEN_CHUNK)
+        arr = doc[pos:stop].to_array([ENT_IOB, ENT_TYPE])  # type: ignore[attr-defined]  # not in spaCy's stubs
+        iob, types = arr[:, 0], arr[:, 1]
+        starts = np.flatnonzero((iob == 3) & (types != 0))
+        not_inside = np.append(np.flatnonzero(iob != 1), stop - pos)
+        ends = not_inside[np.searchsorted(not_inside, starts, side="right")]
+        if len(ends) and ends[-1] == stop - pos and stop < n:
+            # The last entity may go on past the stretch.
+            end = stop
+            while end < n and doc[end].ent_iob == 1:
+                end += 1
+            ends[-1] = end - pos
+        yield starts + pos, ends + pos, types[starts]
+
+
+def group_scores(doc: Doc, spans_key: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray], list[Optional[float]]]:
+    """A function from entities (token starts, ends, label hashes) to their
+    confidences in the span group `spans_key`; None for an entity the group
+    does not hold (one kept from an EntityRuler, say)."""
     group = doc.spans.get(spans_key)
-    found: list[Optional[float]] = [None] * len(starts)
     group_scores = group.attrs.get("scores", []) if group is not None else []
     if group is None or not len(group) or len(group_scores) != len(group):
-        return found
-    g = np.fromiter(
-        (v for sp in group for v in (sp.start, sp.end, sp.label)), dtype=np.uint64, count=3 * len(group)
-    ).reshape(-1, 3)
+        return lambda starts, ends, labels: [None] * len(starts)
+    g = np.fromiter((v for sp in group for v in (sp.start, sp.end, sp.label)), dtype=np.uint64, count=3 * len(group))
+    g = g.reshape(-1, 3)
     order = np.argsort(g[:, 0], kind="stable")
     g_start = g[order, 0].astype(np.int64)
-    at = np.clip(np.searchsorted(g_start, starts), 0, len(g_start) - 1)
-    hit = order[at]
-    match = (g_start[at] == starts) & (g[hit, 1].astype(np.int64) == ends) & (g[hit, 2] == types)
-    for i in np.flatnonzero(match).tolist():
-        found[i] = group_scores[int(hit[i])]
-    return found
+
+    def scores(starts: np.ndarray, ends: np.ndarray, labels: np.ndarray) -> list[Optional[float]]:
+        found: list[Optional[float]] = [None] * len(starts)
+        at = np.clip(np.searchsorted(g_start, starts), 0, len(g_start) - 1)
+        hit = order[at]
+        match = (g_start[at] == starts) & (g[hit, 1].astype(np.int64) == ends) & (g[hit, 2] == labels)
+        for i in np.flatnonzero(match).tolist():
+            found[i] = group_scores[int(hit[i])]
+        return found
+
+    return scores

@@ -196,3 +196,16 @@ def test_import_hf_label_map_errors_name_what_the_checkpoint_has(generic_and_nam
     done = run_cli("import-hf", str(generic), str(tmp_path / "d"), "--label-map", "LABEL_0=PER")
     printed = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == 1 and "Traceback" not in printed and "[long_ner E042]" in printed
+
+
+def test_evaluate_with_a_mistyped_pipeline_or_corpus_prints_one_coded_line(tmp_path, checkpoints):
+    from spacy.tokens import DocBin
+
+    (tmp_path / "corpus").mkdir()
+    DocBin().to_disk(tmp_path / "corpus" / "dev.spacy")
+    done = run_cli("evaluate", str(tmp_path / "my_pipelin"), str(tmp_path / "corpus"), str(tmp_path / "out"))
+    printed = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and "Traceback" not in printed and "[long_ner E040]" in printed
+    done = run_cli("evaluate", str(checkpoints("bert")), str(tmp_path / "no_corpus"), str(tmp_path / "out"))
+    printed = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and "Traceback" not in printed and "[long_ner E044] No corpus" in printed

@@ -287,3 +287,23 @@ def test_a_text_over_a_million_characters_gives_entities_everywhere(tiny, tmp_pa
     a, b = [json.loads(x) for x in out.read_text(encoding="utf8").splitlines()]
     assert [(e["start_char"], e["label"]) for e in a["entities"]] == [(e.start_char, e.label_) for e in doc.ents]
     assert b["key"] == "b.txt" and "entities" in b
+
+
+def test_entity_dicts_read_in_stretches_are_doc_ents_with_their_scores(monkeypatch):
+    from spacy.tokens import Span, SpanGroup
+
+    from spacy_longner.scoring import entity_dicts
+
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc("New York and Los Angeles met San Francisco Bay Area officials in Paris .")
+    ents = [Span(doc, 0, 2, "LOC"), Span(doc, 3, 5, "LOC"), Span(doc, 6, 10, "ORG"), Span(doc, 12, 13, "LOC")]
+    doc.ents = ents
+    # The group's scores; the last entity is not in it (another component's).
+    doc.spans["long_ner"] = SpanGroup(doc, name="long_ner", attrs={"scores": [0.9, 0.8, 0.7]}, spans=ents[:3])
+    want = [
+        {"text": e.text, "label": e.label_, "start_char": e.start_char, "end_char": e.end_char, "score": s}
+        for e, s in zip(ents, [0.9, 0.8, 0.7, None])
+    ]
+    for chunk in (3, 4, 7, 1000):  # stretches that end inside entities and between them
+        monkeypatch.setattr("spacy_longner.scoring.TOKEN_CHUNK", chunk)
+        assert entity_dicts(doc) == want
