@@ -4,7 +4,7 @@ and 10M characters, beside spaCy's own Doc of the same text.
     python benchmarks/book_size.py metrics/book_size.json \
         --pipeline tiny=PIPELINE_A --pipeline minilm=PIPELINE_B \
         [--sizes 1000000 3000000 10000000] [--systems pipe annotate] \
-        [--conll ../shared/data/conll2003/dev.txt]
+        [--conll ../shared/data/conll2003/dev.txt] [--repeat 3]
 
 The text is CoNLL-2003 dev's documents as running text (sentences joined by
 spaces, documents by blank lines), repeated to each size. Each measurement
@@ -131,6 +131,17 @@ def run(system: str, pipeline: str, conll: Path, n_chars: int) -> dict[str, obje
     raise RuntimeError(f"{system} {pipeline} {n_chars}: no result\n{out.stderr[-3000:]}")
 
 
+def best_of(repeat: int, system: str, pipeline: str, conll: Path, n_chars: int) -> dict[str, object]:
+    """`repeat` measurements, each in a fresh process: the fastest one's
+    words/s, and the median of their peak memory (the heap's release points
+    move the peak by tens of MB from run to run); each run kept in `runs`."""
+    runs = [run(system, pipeline, conll, n_chars) for _ in range(repeat)]
+    out = dict(max(runs, key=lambda r: r["words_per_second"]))  # type: ignore[arg-type, return-value]
+    out["peak_rss_mb"] = sorted(r["peak_rss_mb"] for r in runs)[len(runs) // 2]  # type: ignore[type-var]
+    out["runs"] = runs
+    return out
+
+
 def save(output, results) -> None:
     """The results so far (written after each measurement)."""
     if output:
@@ -145,6 +156,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
     parser.add_argument("--systems", nargs="+", default=["pipe", "annotate"], choices=["pipe", "call", "annotate"])
     parser.add_argument("--conll", type=Path, default=DEFAULT_CONLL)
+    parser.add_argument("--repeat", type=int, default=1, help="processes per measurement (best words/s, median peak)")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -154,9 +166,15 @@ def main() -> None:
     if not args.conll.exists():
         sys.exit(f"CoNLL-2003 dev not found at {args.conll}: give --conll PATH")
     pipelines = dict(p.split("=", 1) for p in args.pipeline)
-    results: dict[str, object] = {"cpu": cpu_model(), "sizes": args.sizes, "baseline": {}, "pipelines": {}}
+    results: dict[str, object] = {
+        "cpu": cpu_model(),
+        "sizes": args.sizes,
+        "repeat": args.repeat,
+        "baseline": {},
+        "pipelines": {},
+    }
     for n in args.sizes:
-        r = run("doc", "", args.conll, n)
+        r = best_of(args.repeat, "doc", "", args.conll, n)
         results["baseline"][str(n)] = r  # type: ignore[index]
         print(
             f"{'doc':>8} {'baseline':>10} {n:>11,} chars: peak {r['peak_rss_mb']:7.0f} MB, {r['words']:,} words",
@@ -166,7 +184,7 @@ def main() -> None:
         rows = results["pipelines"].setdefault(name, {"path": path})  # type: ignore[union-attr]
         for system in args.systems:
             for n in args.sizes:
-                r = run(system, path, args.conll, n)
+                r = best_of(args.repeat, system, path, args.conll, n)
                 r["excess_mb"] = r["peak_rss_mb"] - results["baseline"][str(n)]["peak_rss_mb"]  # type: ignore[index]
                 rows.setdefault(system, {})[str(n)] = r
                 save(args.output, results)
