@@ -138,14 +138,11 @@ class PieceJoiner:
     def add(self, piece: Piece, preds: BufferPrediction, i: int) -> None:
         part = take_doc(preds, i, shift=piece.start)
         if not piece.whole:
-            # Kept until the doc's last piece: 16 bytes an entity, not 40.
+            # Kept until the doc's last piece: 20 bytes an entity, not 40
+            # (the score stays float64, as a whole read gives it).
             e = part.entities
             part.entities = EntityArrays(
-                e.doc[:0],
-                e.start.astype(np.int32),
-                e.end.astype(np.int32),
-                e.type_id.astype(np.int32),
-                e.score.astype(np.float32),
+                e.doc[:0], e.start.astype(np.int32), e.end.astype(np.int32), e.type_id.astype(np.int32), e.score
             )
         self.parts.append(part)
 
