@@ -87,11 +87,18 @@ def sentence_cuts_wp(doc: Doc, enc: DocEncoding) -> np.ndarray:
         return sentence_starts_wp(doc, enc)
     from spacy.attrs import IS_SPACE, ORTH
 
-    attrs = doc.to_array([ORTH, IS_SPACE])
+    ends = sentence_ends(doc, doc.to_array([ORTH, IS_SPACE]))
+    return np.unique(np.searchsorted(enc.wp_token, np.flatnonzero(ends) + 1))
+
+
+def sentence_ends(doc: Doc, attrs: np.ndarray, offset: int = 0) -> np.ndarray:
+    """Whether each token of `doc` from `offset` on ends a sentence, where
+    the doc has no sentence boundaries: ".", "!" or "?", or whitespace that
+    holds a blank line. attrs: the tokens' (ORTH, IS_SPACE) rows."""
     ends = np.isin(attrs[:, 0], SENTENCE_END_ORTHS)
     for i in np.flatnonzero(attrs[:, 1]).tolist():
-        ends[i] = doc[i].text.count("\n") >= 2
-    return np.unique(np.searchsorted(enc.wp_token, np.flatnonzero(ends) + 1))
+        ends[i] = doc[offset + i].text.count("\n") >= 2
+    return ends
 
 
 def plan_doc(model: Model, state: HFState, doc: Doc, enc: DocEncoding) -> WindowPlan:

@@ -17,7 +17,7 @@ import numpy as np
 from spacy.attrs import IS_SPACE, ORTH, SENT_START, SPACY
 from spacy.tokens import Doc, Span
 
-from .batching import SENTENCE_END_ORTHS
+from .batching import sentence_ends
 from .decode import EntityArrays
 from .prediction import BufferPrediction
 
@@ -64,10 +64,7 @@ def piece_end(doc: Doc, start: int, size: int, *, has_sents: bool) -> int:
         cuts = np.flatnonzero(starts)
         return start + 1 + int(cuts[-1]) if len(cuts) else start + size
     # A sentence starts after each token that ends one.
-    prev = span_array(doc[start : start + size], [ORTH, IS_SPACE])
-    ends = np.isin(prev[:, 0], SENTENCE_END_ORTHS)
-    for i in np.flatnonzero(prev[:, 1]).tolist():
-        ends[i] = doc[start + i].text.count("\n") >= 2
+    ends = sentence_ends(doc, span_array(doc[start : start + size], [ORTH, IS_SPACE]), start)
     ends[0] = False  # a piece holds at least one token
     cuts = np.flatnonzero(ends)
     return start + int(cuts[-1]) + 1 if len(cuts) else start + size
