@@ -171,13 +171,13 @@ def annotate_docs(pipe, docs: list[Doc], planned, error_handler: Callable) -> li
     return docs
 
 
-def annotate_pieces(pipe, pieces: list[Piece], planned, error_handler: Callable, joiner: PieceJoiner) -> list[Doc]:
+def annotate_pieces(pipe, buffer: list[Piece], planned, error_handler: Callable, joiner: PieceJoiner) -> list[Doc]:
     """Predict a buffer that holds pieces of long docs; write each whole doc,
     and each long doc whose last piece is in this buffer (`joiner` carries
     the pieces of the doc that continues into the next buffer); the docs
     annotated. A doc any of whose pieces fails goes to the error handler
     once."""
-    parts = [p.part for p in pieces]
+    parts = [p.part for p in buffer]
     results: list[Union[tuple[BufferPrediction, int], Exception]]
     try:
         preds = pipe.predict(parts, planned=planned)
@@ -190,7 +190,7 @@ def annotate_pieces(pipe, pieces: list[Piece], planned, error_handler: Callable,
             except Exception as e:
                 results.append(e)
     done = []
-    for piece, result in zip(pieces, results):
+    for piece, result in zip(buffer, results):
         if isinstance(result, Exception):
             joiner.error = joiner.error or result
         elif joiner.error is None:
