@@ -3,6 +3,7 @@
 spacy-longner annotate PIPELINE INPUT OUTPUT       entities of texts, as JSONL
 spacy-longner import-hf CHECKPOINT OUTPUT          a pipeline from a fine-tuned HF checkpoint
 spacy-longner evaluate PIPELINE CORPUS OUTPUT      the seeds' reports on .spacy splits
+spacy-longner calibrate PIPELINE DEV OUTPUT        calibrated entity confidences, fitted on DEV
 """
 
 import argparse
@@ -11,7 +12,7 @@ from typing import Optional
 
 from wasabi import msg
 
-from . import annotate, evaluate, importer
+from . import annotate, calibrate, evaluate, importer
 
 COMMANDS = {
     "annotate": (annotate, "annotate JSONL, text lines or a folder of .txt files; write entities as JSONL"),
@@ -20,6 +21,7 @@ COMMANDS = {
         "make a pipeline folder (and optionally a wheel) from a fine-tuned Hugging Face checkpoint",
     ),
     "evaluate": (evaluate, "token-level report and conlleval table per split, as the seed model cards give them"),
+    "calibrate": (calibrate, "fit calibrated entity confidences on a dev corpus; write the pipeline with them"),
 }
 
 

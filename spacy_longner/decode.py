@@ -294,6 +294,7 @@ def decode_buffer(
     tagset: TagSet,
     *,
     decoding: str = "conlleval",
+    confidence: str = "mean",
 ) -> tuple[np.ndarray, EntityArrays]:
     """Decode per-token label probabilities of many docs into tags and
     entities, each doc as its own sequence.
@@ -308,10 +309,12 @@ def decode_buffer(
     doc_offsets (np.ndarray): (n_docs + 1,) where each doc's tokens start.
     decoding (str): "conlleval" (argmax, then conlleval chunking) or
         "viterbi" (most probable valid sequence, then the same chunking).
+    confidence (str): the entities' score: "mean" (the mean probability of
+        the chosen tag over the entity's visible tokens) or "marginal" (the
+        probability that the entity is exactly in the tags, under the
+        decoding's transition rules: confidence.py).
     RETURNS (Tuple[np.ndarray, EntityArrays]): label id per token (-1 for an
-        invisible token) and the entities in token offsets with their
-        confidence: the mean probability of the chosen tag over the entity's
-        visible tokens.
+        invisible token) and the entities in token offsets with their score.
     """
     if decoding not in DECODINGS:
         raise ValueError(Errors.E010.format(value=decoding, setting="decoding", options=", ".join(DECODINGS)))
@@ -343,9 +346,14 @@ def decode_buffer(
     starts, ends, types = chunk_arrays(tagset.prefix[seq], tagset.type_id[seq], seq_start)
     if len(starts) == 0:
         return tags, none
-    tag_prob = p.reshape(-1)[np.arange(len(seq)) * p.shape[1] + seq]
-    csum = np.concatenate([[0.0], np.cumsum(tag_prob, dtype=np.float64)])
-    scores = np.clip((csum[ends] - csum[starts]) / (ends - starts), 0.0, 1.0)
+    if confidence == "marginal":
+        from .confidence import entity_probabilities, make_chain
+
+        scores = entity_probabilities(p, seq_start, starts, ends, types, make_chain(tagset, decoding))
+    else:
+        tag_prob = p.reshape(-1)[np.arange(len(seq)) * p.shape[1] + seq]
+        csum = np.concatenate([[0.0], np.cumsum(tag_prob, dtype=np.float64)])
+        scores = np.clip((csum[ends] - csum[starts]) / (ends - starts), 0.0, 1.0)
     # Back to token offsets in each doc: from the first visible token to the last.
     docs = seq_id[starts]
     base = doc_offsets[docs]

@@ -260,3 +260,17 @@ class Errors(metaclass=_ErrorsWithCodes):
         "the folder that `spacy project run convert` writes (corpus/), or "
         "name the splits with --splits."
     )
+    E045 = (
+        "The confidence map at '{path}' cannot be used: {problem}. Fit it "
+        "again with `spacy-longner calibrate`, or delete the file to use "
+        "the pipeline uncalibrated."
+    )
+    E046 = "[components.{name}] thresholds names labels the component does not write: {unknown}. Its labels: {labels}."
+    E047 = (
+        "Nothing to calibrate on in '{path}': {problem}. Give a corpus of "
+        "documents with gold entities (a .spacy file, e.g. corpus/dev.spacy)."
+    )
+    E048 = (
+        "Pipeline '{name}' has no long_ner component (its components: "
+        "{components}). Give a pipeline that long_ner is part of."
+    )

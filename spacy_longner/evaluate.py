@@ -5,6 +5,10 @@
     metrics/<split>.html  displaCy: a sample of documents, gold vs predicted,
                           errors marked
     metrics/<split>_confusion.png  entity-type confusion over tokens
+    metrics/<split>_reliability.png  the entity scores' reliability diagram
+                          (calibration measures in <split>.json "confidence":
+                          ECE, Brier, per type, precision/recall against a
+                          threshold)
     metrics/<split>_raw.json  raw-text F1: the documents given to the pipeline
                           as plain strings (one line per document, one line
                           per sentence, hard-wrapped at 70 columns), scored by
@@ -193,6 +197,62 @@ def plot_confusion(types, matrix, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def plot_reliability(report: dict, path: Path, title: str) -> None:
+    """Rate of exactly right entities against their mean score, per
+    equal-width bin, over the diagonal, with the bins' counts below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = [b for b in report["bins_width"] if b["count"]]
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    ax.bar(
+        [(b["low"] + b["high"]) / 2 for b in bins],
+        [b["accuracy"] for b in bins],
+        width=0.09,
+        color="#4c72b0",
+        alpha=0.8,
+        label="rate correct",
+    )
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", color="#dd8452", label="per bin")
+    ax.set_ylabel("exactly right (span and type)")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{title}\nECE {report['ece_width']:.4f}, Brier {report['brier']:.4f}")
+    ax.legend(loc="upper left", fontsize=8)
+    ax_n.bar([(b["low"] + b["high"]) / 2 for b in bins], [b["count"] for b in bins], width=0.09, color="#999999")
+    ax_n.set_yscale("log")
+    ax_n.set_xlabel("entity score")
+    ax_n.set_ylabel("entities")
+    ax_n.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def format_confidence(report: dict, calibrated: bool) -> str:
+    """The calibration measures as text: overall, per type, and the threshold table."""
+    kind = "calibrated P(correct)" if calibrated else "uncalibrated (mean tag probability)"
+    lines = [
+        f"# entity scores: {kind}",
+        f"entities {report['predicted']}, exactly right {report['correct']}, "
+        f"mean score {report['mean_confidence']:.4f}",
+        f"ECE (10 equal-width bins) {report['ece_width']:.4f}, ECE (10 equal-mass bins) "
+        f"{report['ece_mass']:.4f}, Brier {report['brier']:.4f}",
+    ]
+    for label, m in report["per_type"].items():
+        lines.append(
+            f"  {label:<6} entities {m['predicted']:>6}  ECE {m['ece_width']:.4f} / {m['ece_mass']:.4f}  "
+            f"Brier {m['brier']:.4f}"
+        )
+    lines.append("threshold   kept  precision  recall     F1")
+    for row in report["thresholds"]:
+        t, kept, p, r, f = (row[k] for k in ("threshold", "kept", "precision", "recall", "f1"))
+        lines.append(f"{t:>9.2f} {kept:>6} {p:>10.2f} {r:>7.2f} {f:>6.2f}")
+    return "\n".join(lines)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="pipeline folder or installed package name")
     parser.add_argument("corpus", type=Path, help="folder of <split>.spacy files")
@@ -268,6 +328,8 @@ def evaluate_splits(
     import spacy
     from spacy.tokens import DocBin
 
+    from .calibrate import entity_outcomes, find_long_ner
+    from .calibration import calibration_report
     from .report import conlleval, doc_iob2, format_conlleval, token_confusion, token_report
 
     if gpu_id >= 0:
@@ -279,6 +341,8 @@ def evaluate_splits(
     if not found:
         raise ValueError(Errors.E044.format(path=corpus, splits=", ".join(f"{s}.spacy" for s in splits)))
     nlp = load_pipeline(model, {"components": {"long_ner": overrides}} if overrides else None)
+    pipe = find_long_ner(nlp, model)
+    calibrated = pipe.calibration is not None and pipe.cfg["calibrated"]
     output.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     for split in splits:
@@ -297,10 +361,13 @@ def evaluate_splits(
         agree = all(abs(check[k] - scores[k]) < 1e-9 for k in ("precision", "recall", "f1"))
         n_words = sum(len(d) for d in gold_docs)
         table = format_conlleval(scores)
+        ent_scores, ent_labels, ent_correct, n_gold = entity_outcomes(pred_docs, gold_docs, pipe.cfg["spans_key"])
+        confidence = {"calibrated": calibrated, **calibration_report(ent_scores, ent_labels, ent_correct, n_gold)}
+        confidence_text = format_confidence(confidence, calibrated)
         (output / f"{split}.txt").write_text(
             f"# {split}: {len(gold_docs)} documents, {n_words} tokens, model {model}"
             + (f", settings {json.dumps(overrides, sort_keys=True)}" if overrides else "")
-            + f"\n\n{text_report}\n\n{table}\n",
+            + f"\n\n{text_report}\n\n{table}\n\n{confidence_text}\n",
             encoding="utf8",
         )
         result = {
@@ -311,6 +378,7 @@ def evaluate_splits(
             "token_report": data_report,
             "seqeval": check,
             "seqeval_agrees": agree,
+            "confidence": confidence,
             "seconds": seconds,
             "words_per_second": n_words / seconds if seconds else None,
         }
@@ -318,7 +386,10 @@ def evaluate_splits(
         (output / f"{split}.html").write_text(render_sample(gold_docs, pred_docs, sample), encoding="utf8")
         types, matrix = token_confusion(gold, pred)
         plot_confusion(types, matrix, output / f"{split}_confusion.png", f"{split}: token entity types")
-        print(f"\n== {split} ({n_words / seconds:.0f} words/s) ==\n{text_report}\n{table}")
+        if len(ent_scores):
+            kind = "calibrated" if calibrated else "uncalibrated"
+            plot_reliability(confidence, output / f"{split}_reliability.png", f"{split}: entity scores, {kind}")
+        print(f"\n== {split} ({n_words / seconds:.0f} words/s) ==\n{text_report}\n{table}\n{confidence_text}")
         if raw:
             raw_scores = {
                 "gold_tokens_f1": scores["f1"],

@@ -20,6 +20,7 @@ from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
+from .calibration import Calibration
 from .checkpoint import HFState, load_checkpoint, resolve_source
 from .decode import TagSet, parse_tagset, split_label
 from .errors import Errors, Warnings
@@ -29,7 +30,7 @@ from .listeners import ListenedToMixin, require_spacy_transformers
 from .pipeline_folder import folder_from_bytes, folder_to_bytes, load_component, save_component
 from .prediction import BufferPrediction, predict_entities
 from .scoring import follow_output_in_score_weights, score_long_ner
-from .settings import built_from_config, component_settings
+from .settings import built_from_config, check_threshold_labels, component_settings
 from .stream import annotate_stream, piece_words
 from .training import clip_gradients, fit_head, token_classification_loss
 from .write import write_buffer
@@ -74,6 +75,9 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_CONFIG)["model"]
         "trim_heap": True,
         "store_trf_data": False,
         "prefetch": "auto",
+        "calibrated": True,
+        "threshold": 0.0,
+        "thresholds": {},
         "scorer": {"@scorers": "spacy-longner.scorer.v1"},
     },
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
@@ -98,6 +102,9 @@ def make_long_ner(
     trim_heap: bool,
     store_trf_data: bool,
     prefetch: Literal["auto", "on", "off"],
+    calibrated: bool,
+    threshold: float,
+    thresholds: dict[str, float],
     scorer: Optional[Callable],
 ) -> "LongNER":
     from_config = built_from_config()
@@ -124,6 +131,9 @@ def make_long_ner(
         trim_heap=trim_heap,
         store_trf_data=store_trf_data,
         prefetch=prefetch,
+        calibrated=calibrated,
+        threshold=threshold,
+        thresholds=thresholds,
         scorer=scorer,
     )
 
@@ -152,6 +162,9 @@ class LongNER(ListenedToMixin, TrainablePipe):
         trim_heap: bool = True,
         store_trf_data: bool = False,
         prefetch: str = "auto",
+        calibrated: bool = True,
+        threshold: float = 0.0,
+        thresholds: Optional[dict[str, float]] = None,
         scorer: Optional[Callable] = score_long_ner,
     ) -> None:
         self.cfg = component_settings(
@@ -171,6 +184,9 @@ class LongNER(ListenedToMixin, TrainablePipe):
             trim_heap=trim_heap,
             store_trf_data=store_trf_data,
             prefetch=prefetch,
+            calibrated=calibrated,
+            threshold=threshold,
+            thresholds=thresholds,
         )
         if store_trf_data:
             require_spacy_transformers(name)
@@ -182,6 +198,8 @@ class LongNER(ListenedToMixin, TrainablePipe):
         self.listener_map: dict[str, list[Model]] = {}
         self.scorer = scorer
         self._tagset: Optional[TagSet] = None
+        # The confidence map that `spacy-longner calibrate` fits (calibration.py).
+        self.calibration: Optional[Calibration] = None
         self._added_labels: list[str] = []
         self._trim_heap = HeapTrimmer()
 
@@ -201,6 +219,7 @@ class LongNER(ListenedToMixin, TrainablePipe):
         again and listeners learn the encoder's width."""
         self._tagset = None
         self.set_listener_widths()
+        check_threshold_labels(self.cfg, self.labels, self.name)
         if self.model.attrs["runtime"] == "onnx":
             from .onnx_backend import check_family
 
@@ -273,7 +292,10 @@ class LongNER(ListenedToMixin, TrainablePipe):
         (prediction.py). `planned`: the docs' PlannedBuffer, where it was
         made ahead."""
         trf_data = self.doc_trf_data if self.cfg["store_trf_data"] else None
-        return predict_entities(self.model, list(docs), self.tagset, self.cfg, planned=planned, trf_data=trf_data)
+        calibration = self.calibration if self.cfg["calibrated"] else None
+        return predict_entities(
+            self.model, list(docs), self.tagset, self.cfg, planned=planned, trf_data=trf_data, calibration=calibration
+        )
 
     def set_annotations(self, docs: Iterable[Doc], preds: BufferPrediction) -> None:
         docs = list(docs)
@@ -371,9 +393,12 @@ class LongNER(ListenedToMixin, TrainablePipe):
 
     def to_disk(self, path, *, exclude=tuple()) -> None:
         save_component(self.state, self.cfg, Path(path), runtime=self.model.attrs["runtime"])
+        if self.calibration is not None:
+            self.calibration.to_disk(Path(path))
 
     def from_disk(self, path, *, exclude=tuple()) -> "LongNER":
         load_component(self.model, Path(path), self.name)
+        self.calibration = Calibration.from_disk(Path(path))
         self._loaded()
         return self
 

@@ -15,6 +15,7 @@ from thinc.api import Model
 from .align import token_probs
 from .arrays import offsets
 from .batching import PlannedBuffer
+from .calibration import Calibration
 from .decode import EntityArrays, TagSet, decode_buffer
 from .model import predict_buffer
 
@@ -59,14 +60,19 @@ def predict_entities(
     *,
     planned: Optional[PlannedBuffer] = None,
     trf_data: Optional[Callable] = None,
+    calibration: Optional[Calibration] = None,
 ) -> BufferPrediction:
     """The entities of `docs`, computed for all of them at once.
 
     cfg: the component's settings (aggregation, decoding, label_map,
-        ignore_labels, token_probs).
+        ignore_labels, token_probs, threshold, thresholds).
     planned: the docs' PlannedBuffer, where it was made ahead.
     trf_data: where given, called with each doc's DocLogits to make its
-        TransformerData (store_trf_data)."""
+        TransformerData (store_trf_data).
+    calibration: where given, each entity's score is its calibrated
+        probability of being exactly right; else the mean probability of
+        its tags. Entities scoring below the threshold of their label are
+        left out."""
     labels, keep_type = label_table(tagset.types, cfg["label_map"], cfg["ignore_labels"])
     out = predict_buffer(model, docs, planned)
     encs = out.encs
@@ -78,9 +84,15 @@ def predict_entities(
         doc_offsets[:-1], n_wp
     )
     probs, visible = token_probs(out.logits, wp_token, int(doc_offsets[-1]), cfg["aggregation"])
-    _, ents = decode_buffer(probs, visible, doc_offsets, tagset, decoding=cfg["decoding"])
+    confidence = "marginal" if calibration is not None else "mean"
+    _, ents = decode_buffer(probs, visible, doc_offsets, tagset, decoding=cfg["decoding"], confidence=confidence)
     if not keep_type.all():
         ents = ents.select(keep_type[ents.type_id])
+    if calibration is not None and len(ents):
+        ents.score = calibration.apply(ents.score, labels, ents.type_id)
+    cut = np.array([cfg["thresholds"].get(label, cfg["threshold"]) for label in labels], dtype=np.float64)
+    if len(ents) and (cut > 0).any():
+        ents = ents.select(ents.score >= cut[ents.type_id])
     per_doc_probs = np.split(probs, doc_offsets[1:-1]) if cfg["token_probs"] else None
     trf = [trf_data(o) for o in out.split()] if trf_data is not None else None
     return BufferPrediction(len(docs), ents, labels, doc_offsets, per_doc_probs, trf)

@@ -37,6 +37,9 @@ def component_settings(
     trim_heap: bool,
     store_trf_data: bool,
     prefetch: str,
+    calibrated: bool = True,
+    threshold: float = 0.0,
+    thresholds: Optional[dict[str, float]] = None,
 ) -> dict[str, Any]:
     """The component's `cfg`: the settings checked and normalised. A value
     out of range raises E010 naming `[components.<name>] <setting>`."""
@@ -69,6 +72,17 @@ def component_settings(
                 options="an integer >= 0 (0: nlp.pipe's batch_size)",
             )
         )
+    limits: list[tuple[str, object]] = [("threshold", threshold)]
+    limits += [(f"thresholds.{k}", v) for k, v in (thresholds or {}).items()]
+    for setting, limit in limits:
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0.0 <= limit <= 1.0:
+            raise ValueError(
+                Errors.E010.format(
+                    value=limit,
+                    setting=f"[components.{name}] {setting}",
+                    options="a number from 0 to 1 (entities scoring below it are left out; 0 keeps all)",
+                )
+            )
     return {
         "aggregation": aggregation,
         "scheme": scheme,
@@ -85,6 +99,9 @@ def component_settings(
         "trim_heap": bool(trim_heap),
         "store_trf_data": bool(store_trf_data),
         "prefetch": prefetch,
+        "calibrated": bool(calibrated),
+        "threshold": float(threshold),
+        "thresholds": {str(k): float(v) for k, v in (thresholds or {}).items()},
     }
 
 
@@ -104,3 +121,10 @@ def built_from_config() -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def check_threshold_labels(cfg: dict[str, Any], labels: Sequence[str], name: str) -> None:
+    """`thresholds` may name only labels the component writes (E046)."""
+    unknown = sorted(set(cfg["thresholds"]) - set(labels))
+    if unknown:
+        raise ValueError(Errors.E046.format(name=name, unknown=", ".join(unknown), labels=", ".join(labels)))

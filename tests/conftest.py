@@ -99,6 +99,9 @@ def make_nlp(path, **model_cfg):
             "max_grad_norm",
             "prefetch",
             "trim_heap",
+            "calibrated",
+            "threshold",
+            "thresholds",
         )
     }
     model = {k: v for k, v in model_cfg.items() if k not in cfg}

@@ -20,9 +20,9 @@ def run_cli(*args, **kwargs):
 def test_help_lists_every_command():
     done = run_cli("--help")
     assert done.returncode == 0
-    for name in ("annotate", "import-hf", "evaluate"):
+    for name in ("annotate", "import-hf", "evaluate", "calibrate"):
         assert name in done.stdout
-    assert set(COMMANDS) == {"annotate", "import-hf", "evaluate"}
+    assert set(COMMANDS) == {"annotate", "import-hf", "evaluate", "calibrate"}
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -36,6 +36,10 @@ def test_project_ci_workflow_needs_nothing_beside_the_project(tmp_path):
     assert "processed" in report and "phrases; found:" in report and "FB1:" in report
     result = json.loads((project / "metrics" / "ci" / "dev.json").read_text())
     assert result["seqeval_agrees"] is True
+    # Scored by the pipeline that calibrate-ci fitted on dev.
+    assert (project / "training" / "ci" / "model-calibrated" / "long_ner" / "calibration.json").exists()
+    assert result["confidence"]["calibrated"] is True
+    assert (project / "metrics" / "ci" / "dev_reliability.png").stat().st_size > 1000
     assert result["conlleval"]["f1"] == pytest.approx(result["seqeval"]["f1"], abs=1e-9)
     for split in ("dev", "test", "test_conllpp"):
         assert (project / "metrics" / "ci" / f"{split}.html").exists()
