@@ -4,13 +4,12 @@ over whole documents, setting `doc.ents` (or a span group).
 The class holds spaCy's pipe API and delegates each job: settings
 (settings.py), prediction (prediction.py: plain data for a whole buffer of
 docs), writing (write.py), training (training.py), checkpoint and pipeline
-folder I/O (checkpoint.py, pipeline_folder.py), the listener protocol (listeners.py), the
+folder I/O (checkpoint.py, pipeline_folder.py: to_disk and friends), the listener protocol (listeners.py), the
 stream of buffers (stream.py), scores (scoring.py).
 """
 
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Callable, Literal, Optional
 
 from spacy.language import Language
@@ -27,7 +26,7 @@ from .errors import Errors, Warnings
 from .heap import HeapTrimmer
 from .length import install_length_rule
 from .listeners import ListenedToMixin, require_spacy_transformers
-from .pipeline_folder import folder_from_bytes, folder_to_bytes, load_component, save_component
+from .pipeline_folder import FolderMixin
 from .prediction import BufferPrediction, predict_entities
 from .scoring import follow_output_in_score_weights, score_long_ner
 from .settings import built_from_config, check_threshold_labels, component_settings
@@ -138,7 +137,7 @@ def make_long_ner(
     )
 
 
-class LongNER(ListenedToMixin, TrainablePipe):
+class LongNER(ListenedToMixin, FolderMixin, TrainablePipe):
     """Named entities from a Hugging Face token-classification model over whole documents."""
 
     def __init__(
@@ -388,26 +387,6 @@ class LongNER(ListenedToMixin, TrainablePipe):
                 Warnings.W001.format(n=sum(unknown.values()), labels=", ".join(sorted(unknown))), stacklevel=2
             )
         return loss, grads
-
-    # ------------------------------------------------------------ serialization
-
-    def to_disk(self, path, *, exclude=tuple()) -> None:
-        save_component(self.state, self.cfg, Path(path), runtime=self.model.attrs["runtime"])
-        if self.calibration is not None:
-            self.calibration.to_disk(Path(path))
-
-    def from_disk(self, path, *, exclude=tuple()) -> "LongNER":
-        load_component(self.model, Path(path), self.name)
-        self.calibration = Calibration.from_disk(Path(path))
-        self._loaded()
-        return self
-
-    def to_bytes(self, *, exclude=tuple()) -> bytes:
-        return folder_to_bytes(self.to_disk)
-
-    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "LongNER":
-        folder_from_bytes(bytes_data, self.from_disk)
-        return self
 
     def score(self, examples: Iterable[Example], **kwargs) -> dict[str, object]:
         if self.cfg["output"] == "spans":

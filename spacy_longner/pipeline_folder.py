@@ -5,10 +5,11 @@ save_pretrained writes it, weights as safetensors only), with
 its checksums in `cfg`), and the same folder packed as bytes."""
 
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from thinc.api import Model
 
+from .calibration import Calibration
 from .checkpoint import HFState, load_checkpoint, save_checkpoint
 from .errors import Errors, reason
 
@@ -130,3 +131,39 @@ def load_pipeline(name: str, config: Optional[dict] = None):
     if not Path(name).exists() and not is_package(name):
         raise ValueError(Errors.E040.format(name=name))
     return spacy.load(name, config=config or {})
+
+
+class FolderMixin:
+    """The component's serialization: its folder in a saved pipeline (`cfg`,
+    `model/`, the confidence map where fitted), and the same folder packed as
+    bytes. The class that mixes it in has `state`, `cfg`, `model`, `name`,
+    `calibration` and `_loaded()`."""
+
+    if TYPE_CHECKING:
+        cfg: dict[str, Any]
+        model: Model
+        name: str
+        calibration: Optional[Calibration]
+
+        @property
+        def state(self) -> HFState: ...
+
+        def _loaded(self) -> None: ...
+
+    def to_disk(self, path, *, exclude=tuple()) -> None:
+        save_component(self.state, self.cfg, Path(path), runtime=self.model.attrs["runtime"])
+        if self.calibration is not None:
+            self.calibration.to_disk(Path(path))
+
+    def from_disk(self, path, *, exclude=tuple()):
+        load_component(self.model, Path(path), self.name)
+        self.calibration = Calibration.from_disk(Path(path))
+        self._loaded()
+        return self
+
+    def to_bytes(self, *, exclude=tuple()) -> bytes:
+        return folder_to_bytes(self.to_disk)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()):
+        folder_from_bytes(bytes_data, self.from_disk)
+        return self
