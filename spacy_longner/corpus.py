@@ -7,7 +7,13 @@ up to `context_tokens` tokens of its document on each side whose gold is
 marked missing: the loss is on the target sentence only (FLERT-style
 context), and the batcher can mix sentences of different documents (as a
 Hugging Face run_ner batch of 32 random sentences does) instead of
-batching whole, topically uniform documents."""
+batching whole, topically uniform documents.
+
+`unit = "chunk"` cuts each document into runs of whole consecutive
+sentences of up to `chunk_tokens` tokens (a longer sentence is a run of its
+own), each an example with its gold on every token: the model learns from
+the document context a whole-document window gives it, and the batcher
+still mixes runs of different documents."""
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,7 +26,7 @@ from spacy.util import registry
 
 from .errors import Errors
 
-UNITS = ("document", "sentence")
+UNITS = ("document", "sentence", "chunk")
 
 
 @registry.readers("spacy-longner.Corpus.v1")
@@ -31,12 +37,15 @@ def create_corpus_reader(
     unit: str = "document",
     context_tokens: int = 0,
     retokenize: bool = False,
+    chunk_tokens: int = 128,
 ) -> Callable[[Language], Iterable[Example]]:
     """Read a .spacy file like spacy.Corpus.v1, but give each predicted doc the
     reference's words, spaces and sentence boundaries (nothing else).
 
-    unit (str): "document" (one example per doc) or "sentence" (one example
-        per gold sentence, with `context_tokens` tokens of context a side).
+    unit (str): "document" (one example per doc), "sentence" (one example
+        per gold sentence, with `context_tokens` tokens of context a side) or
+        "chunk" (one example per run of whole sentences of up to
+        `chunk_tokens` tokens).
     context_tokens (int): context on each side of a sentence example; its
         gold is missing, so it informs the model without being trained on.
     max_length (int): as in spacy.Corpus.v1: a document of this many tokens
@@ -48,6 +57,7 @@ def create_corpus_reader(
         that the model learns the tokens it will see on raw text (spaCy
         splits "Bosnian-Serb" where CoNLL keeps one token); the gold is
         aligned to them by spaCy's Example. False: the reference's words.
+    chunk_tokens (int): the most tokens of a "chunk" example.
     """
     if path is None:
         raise ValueError("[long_ner] Corpus path can't be None: set it in [paths] or on the command line.")
@@ -57,8 +67,18 @@ def create_corpus_reader(
         raise ValueError(
             Errors.E010.format(value=context_tokens, setting="[corpora] context_tokens", options="an integer >= 0")
         )
+    if chunk_tokens < 1:
+        raise ValueError(
+            Errors.E010.format(value=chunk_tokens, setting="[corpora] chunk_tokens", options="an integer >= 1")
+        )
     return SentenceCorpus(
-        path, limit=limit, max_length=max_length, unit=unit, context_tokens=context_tokens, retokenize=retokenize
+        path,
+        limit=limit,
+        max_length=max_length,
+        unit=unit,
+        context_tokens=context_tokens,
+        retokenize=retokenize,
+        chunk_tokens=chunk_tokens,
     )
 
 
@@ -72,11 +92,13 @@ class SentenceCorpus(Corpus):
         unit: str = "document",
         context_tokens: int = 0,
         retokenize: bool = False,
+        chunk_tokens: int = 128,
     ) -> None:
         super().__init__(path, limit=limit, max_length=max_length)
         self.unit = unit
         self.context_tokens = context_tokens
         self.retokenize = retokenize
+        self.chunk_tokens = chunk_tokens
 
     def make_examples(self, nlp: Language, reference_docs: Iterable[Doc]) -> Iterator[Example]:
         for reference in reference_docs:
@@ -84,6 +106,11 @@ class SentenceCorpus(Corpus):
                 continue
             if self.unit == "sentence":
                 yield from sentence_examples(nlp, reference, self.context_tokens, self.max_length, self.retokenize)
+                continue
+            if self.unit == "chunk":
+                for a, b in sentence_runs(reference, self.chunk_tokens):
+                    ref = reference[a:b].as_doc()
+                    yield Example(self._predicted(nlp, ref), ref)
                 continue
             if self.max_length and len(reference) >= self.max_length:
                 # As spacy.Corpus.v1: a document too long is split into its
@@ -123,6 +150,21 @@ def bare_copy(vocab, doc: Doc) -> Doc:
         [bool(t.is_sent_start) for t in doc] if doc.has_annotation("SENT_START") else None
     )
     return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc], sent_starts=sent_starts)
+
+
+def sentence_runs(doc: Doc, size: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of runs of whole consecutive sentences of `doc`, each of
+    at most `size` tokens unless one sentence alone is longer; together
+    they cover the doc once, in order."""
+    bounds = [s.start for s in doc.sents] if doc.has_annotation("SENT_START") else [0]
+    bounds.append(len(doc))
+    a = 0
+    for start, end in zip(bounds, bounds[1:]):
+        if end - a > size and start > a:
+            yield a, start
+            a = start
+    if a < len(doc):
+        yield a, len(doc)
 
 
 def sentence_examples(

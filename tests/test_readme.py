@@ -30,6 +30,26 @@ def readme_blocks():
     return blocks
 
 
+def calibrated_pipeline(checkpoint: str, folder: Path) -> None:
+    """`my_pipeline_calibrated`, as the README's calibrate command writes it:
+    a pipeline on `checkpoint` calibrated on synthetic gold documents."""
+    import spacy
+    from spacy.tokens import Doc, DocBin
+
+    from spacy_longner.calibrate import calibrate_pipeline
+    from spacy_longner.testing import synthetic_conll_sentences
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("long_ner", config={"model": {"name": checkpoint}})
+    nlp.to_disk(folder / "uncalibrated")
+    docs = []
+    for sent in synthetic_conll_sentences(200, seed=2):
+        words, tags = zip(*sent)
+        docs.append(Doc(nlp.vocab, words=list(words), ents=list(tags)))
+    DocBin(docs=docs).to_disk(folder / "dev.spacy")
+    calibrate_pipeline(str(folder / "uncalibrated"), folder / "dev.spacy", folder / "my_pipeline_calibrated")
+
+
 def test_the_readme_shows_a_quickstart_with_its_output():
     blocks = readme_blocks()
     assert len(blocks) >= 4
@@ -48,6 +68,7 @@ def test_every_python_block_of_the_readme_runs(checkpoints, tmp_path):
     book = "\n\n".join(sents)
     (tmp_path / "war_and_peace.txt").write_text((book + "\n\n") * (1_100_000 // len(book) + 1), encoding="utf8")
     checkpoint = str(checkpoints("bert"))
+    calibrated_pipeline(checkpoint, tmp_path)
     for n, (code, expected) in enumerate(readme_blocks()):
         code = code.replace('"path/to/checkpoint"', repr(checkpoint))
         done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)

@@ -277,6 +277,46 @@ def test_sentence_unit_reader_gives_each_sentence_with_context_and_no_gold_there
         create_corpus_reader(tmp_path / "c.spacy", unit="paragraph")
 
 
+def test_chunk_unit_reader_gives_runs_of_whole_sentences_with_all_their_gold(tmp_path):
+    from spacy_longner.corpus import create_corpus_reader
+
+    sents = conll_docs(12)
+    vocab = sents[0].vocab
+    docs = [Doc.from_docs(sents[i : i + 6]) for i in range(0, 12, 6)]
+    DocBin(docs=docs).to_disk(tmp_path / "c.spacy")
+    nlp = spacy.blank("en", vocab=vocab)
+    size = max(len(s) for s in sents) + 2
+    examples = list(create_corpus_reader(tmp_path / "c.spacy", unit="chunk", chunk_tokens=size)(nlp))
+    assert len(docs) < len(examples) < len(sents)
+    k = 0
+    for doc in docs:
+        covered = 0
+        while covered < len(doc):
+            eg = examples[k]
+            k += 1
+            n = len(eg.predicted)
+            assert n <= size
+            run = doc[covered : covered + n]
+            assert [t.text for t in eg.predicted] == [t.text for t in run]
+            # Whole sentences, boundaries kept, every token's gold there.
+            assert run.start == 0 or run[0].is_sent_start
+            assert covered + n == len(doc) or doc[covered + n].is_sent_start
+            assert [s.start for s in eg.predicted.sents] == [
+                s.start - covered for s in doc.sents if run.start <= s.start < run.end
+            ]
+            assert [(e.start, e.end, e.label_) for e in eg.reference.ents] == [
+                (e.start - covered, e.end - covered, e.label_) for e in doc.ents if run.start <= e.start < run.end
+            ]
+            assert None not in eg.get_aligned_ner()
+            covered += n
+    assert k == len(examples)
+    # A sentence longer than chunk_tokens is a run of its own.
+    alone = list(create_corpus_reader(tmp_path / "c.spacy", unit="chunk", chunk_tokens=1)(nlp))
+    assert len(alone) == len(sents)
+    with pytest.raises(ValueError, match=r"E010.*chunk_tokens"):
+        create_corpus_reader(tmp_path / "c.spacy", unit="chunk", chunk_tokens=0)
+
+
 @pytest.mark.parametrize("max_grad_norm", [0.0, 1e-3])
 def test_max_grad_norm_clips_the_global_gradient_norm(checkpoints, max_grad_norm):
     docs = conll_docs(4)
