@@ -57,3 +57,42 @@ def test_project_all_without_the_data_stops_at_once_naming_the_setting(tmp_path)
     said = out.stdout + out.stderr
     assert "train.txt" in said and "--vars.conll_dir" in said
     assert not (project / "corpus").exists() or not any((project / "corpus").iterdir())
+
+
+def test_context_table_evaluates_each_pipeline_under_each_context(checkpoints, tmp_path):
+    import spacy
+    from spacy.tokens import Doc, DocBin
+
+    from spacy_longner.testing import synthetic_conll_sentences
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.add_pipe("long_ner", config={"model": {"name": str(checkpoints("bert"))}, "decoding": "viterbi"})
+    nlp.to_disk(tmp_path / "pipeline")
+    sents = synthetic_conll_sentences(24, seed=4)
+    docs = []
+    for i in range(0, 24, 6):
+        words = [w for s in sents[i : i + 6] for w, _ in s]
+        tags = [t for s in sents[i : i + 6] for _, t in s]
+        starts = [j == 0 for s in sents[i : i + 6] for j, _ in enumerate(s)]
+        docs.append(Doc(nlp.vocab, words=words, ents=tags, sent_starts=starts))
+    (tmp_path / "corpus").mkdir()
+    DocBin(docs=docs).to_disk(tmp_path / "corpus" / "dev.spacy")
+    out = tmp_path / "table.json"
+    settings = ["sentence", "context_16", "document_254"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "context_table.py"), str(out)]
+        + [f"a={tmp_path / 'pipeline'}", f"b={tmp_path / 'pipeline'}"]
+        + ["--corpus", str(tmp_path / "corpus"), "--settings", *settings],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    table = json.loads(out.read_text())
+    for name in ("a", "b"):
+        for setting in settings:
+            report = json.loads((tmp_path / "table" / name / setting / "dev.json").read_text())
+            assert table["f1"][name][setting]["dev"] == report["conlleval"]["f1"]
+            assert report["settings"]["decoding"] == "viterbi"
+            assert report["settings"]["model"]["context"] == table["settings"][setting]["context"]
+    assert table["f1"]["a"] == {**table["f1"]["b"], "path": table["f1"]["a"]["path"]}
