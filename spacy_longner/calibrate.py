@@ -7,8 +7,8 @@ Each entity the pipeline predicts on the corpus gets its probability under
 the model (the chance that its start, end and type are all in the tag
 sequence, by forward-backward under the decoding's rules) and whether it
 is exactly right (the conlleval rule). An isotonic map from the one to the
-other is fitted per label with at least --min-count predictions, one over
-all labels for the rest, and saved in the long_ner component's folder
+other is fitted over all labels (with --per-type N, also one per label with
+at least N predictions), and saved in the long_ner component's folder
 (`calibration.json`). The written pipeline's entity scores are then
 calibrated probabilities of being right, in doc.spans[spans_key].attrs["scores"],
 annotate's and Spark's `score`, on torch and ONNX Runtime alike; its
@@ -95,7 +95,7 @@ def calibrate_pipeline(
     corpus: Path,
     output: Path,
     *,
-    min_count: int = 100,
+    per_type_min: Optional[int] = None,
     batch_size: int = 32,
     component: Optional[str] = None,
     force: bool = False,
@@ -126,7 +126,7 @@ def calibrate_pipeline(
     scores, labels, correct, n_gold = entity_outcomes(pred_docs, gold_docs, pipe.cfg["spans_key"])
     if len(scores) == 0:
         raise ValueError(Errors.E047.format(path=corpus, problem="the pipeline predicts no entities on it"))
-    fitted = fit_calibration(scores, labels, correct, min_count=min_count)
+    fitted = fit_calibration(scores, labels, correct, per_type_min=per_type_min)
     fitted.info["corpus"] = Path(corpus).name
     types = sorted(set(labels))
     calibrated = fitted.apply(scores, types, np.array([types.index(lab) for lab in labels]))
@@ -164,7 +164,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="pipeline folder or installed package name")
     parser.add_argument("corpus", type=Path, help="a .spacy file with gold entities (a folder: its dev.spacy)")
     parser.add_argument("output", type=Path, help="folder for the calibrated pipeline")
-    parser.add_argument("--min-count", type=int, default=100, help="predictions a label needs for its own map")
+    parser.add_argument(
+        "--per-type",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also fit a map per label with at least N predictions (default: one map for all labels)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--component", default=None, help="the long_ner component's name, if not the first")
     parser.add_argument("--force", action="store_true", help="write into an output folder that holds files")
@@ -175,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         args.model,
         args.corpus,
         args.output,
-        min_count=args.min_count,
+        per_type_min=args.per_type,
         batch_size=args.batch_size,
         component=args.component,
         force=args.force,

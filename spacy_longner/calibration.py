@@ -4,9 +4,12 @@ exactly right, fitted on a dev corpus; and the measures that say how well a
 confidence is calibrated (expected calibration error, Brier score,
 precision and recall against a threshold).
 
-The map is isotonic regression (scikit-learn's, from the `evaluate` extra)
-per entity type where the type has `min_count` predictions on the dev
-corpus, one map over all types otherwise. Applying it is `np.interp` over
+The map is isotonic regression (scikit-learn's, from the `evaluate` extra),
+one over all entity types; optionally (`per_type_min`) one per type that has
+that many predictions on the dev corpus. On CoNLL-2003 dev, 5-fold
+cross-validation over documents gives ECE 0.0039 for one map and 0.0110 per
+type (docs/RESULTS.md, "Calibrated confidences"): a type's own map follows
+its dev sample too closely. Applying it is `np.interp` over
 the fitted points, with no scikit-learn needed: a calibrated pipeline runs
 with the package's own dependencies.
 """
@@ -109,10 +112,11 @@ def fit_isotonic(scores: np.ndarray, correct: np.ndarray) -> tuple[list[float], 
 
 
 def fit_calibration(
-    scores: np.ndarray, labels: Sequence[str], correct: np.ndarray, *, min_count: int = 100
+    scores: np.ndarray, labels: Sequence[str], correct: np.ndarray, *, per_type_min: Optional[int] = None
 ) -> Calibration:
-    """Fit a Calibration: one map over all entities, and one per label with
-    at least `min_count` entities (a label with fewer uses the global map).
+    """Fit a Calibration: one map over all entities, and, where
+    `per_type_min` is given, one per label with at least that many entities
+    (a label with fewer uses the global map).
 
     scores: raw entity probabilities; labels: each entity's label; correct:
     whether each is exactly right (span and type)."""
@@ -124,10 +128,11 @@ def fit_calibration(
     for label in sorted(set(labels_a.tolist())):
         chosen = labels_a == label
         n = int(chosen.sum())
-        counts[label] = {"entities": n, "correct": int(correct[chosen].sum()), "own_map": n >= min_count}
-        if n >= min_count:
+        own = per_type_min is not None and n >= per_type_min
+        counts[label] = {"entities": n, "correct": int(correct[chosen].sum()), "own_map": own}
+        if own:
             maps[label] = fit_isotonic(scores[chosen], correct[chosen])
-    info = {"entities": len(scores), "correct": int(correct.sum()), "min_count": min_count, "labels": counts}
+    info = {"entities": len(scores), "correct": int(correct.sum()), "per_type_min": per_type_min, "labels": counts}
     return Calibration(maps=maps, info=info)
 
 

@@ -124,7 +124,7 @@ def test_fit_recovers_a_known_miscalibration_per_type_and_globally():
     labels[:150] = "MISC"  # too few for a map of its own
     truth = np.where(labels == "PER", scores**2, np.sqrt(scores))
     correct = rng.random(n) < truth
-    fitted = fit_calibration(scores, labels.tolist(), correct, min_count=500)
+    fitted = fit_calibration(scores, labels.tolist(), correct, per_type_min=500)
     assert set(fitted.maps) == {GLOBAL, "PER", "LOC"}
     grid = np.linspace(0.05, 0.95, 19)
     types = ["LOC", "MISC", "PER"]
@@ -201,7 +201,7 @@ def calibration_setup(checkpoints, tmp_path_factory):
     DocBin(docs=docs).to_disk(root / "dev.spacy")
     n_pred = sum(len(nlp(Doc(nlp.vocab, words=[t.text for t in d])).ents) for d in docs[:3])
     assert n_pred > 0
-    calibrate_pipeline(str(root / "pipeline"), root / "dev.spacy", root / "calibrated", min_count=100)
+    calibrate_pipeline(str(root / "pipeline"), root / "dev.spacy", root / "calibrated", per_type_min=100)
     return root
 
 
@@ -335,6 +335,7 @@ def test_calibrate_cli_in_a_new_process(calibration_setup, tmp_path):
     assert "ECE before" in done.stdout
     saved = json.loads((tmp_path / "out" / "long_ner" / FILE_NAME).read_text())
     assert saved["feature"] == "marginal" and saved["info"]["corpus"] == "dev.spacy"
+    assert list(saved["maps"]) == ["*"]  # one map for all labels unless --per-type
 
 
 def test_annotate_and_a_packaged_pipeline_give_the_calibrated_scores(calibration_setup, tmp_path):
