@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -388,3 +389,20 @@ def test_annotate_and_a_packaged_pipeline_give_the_calibrated_scores(calibration
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == want
+
+
+def test_calibration_cost_benchmark_times_both_ways(calibration_setup, tmp_path):
+    root = calibration_setup
+    out = tmp_path / "cost.json"
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "calibration_cost.py")]
+        + [str(root / "calibrated"), str(root / "dev.spacy"), str(out), "--passes", "1", "--long-words", "500"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["inputs"]["one_long_document"]["words"] == 500
+    for kind in ("documents", "one_long_document"):
+        speeds = result["inputs"][kind]["words_per_second"]
+        assert speeds["calibrated"] > 0 and speeds["uncalibrated"] > 0
