@@ -46,7 +46,7 @@ def fit(method: str, scores, labels, correct):
     """A function from (scores, labels) to calibrated probabilities."""
     if method.startswith("isotonic"):
         fitted = fit_calibration(scores, labels, correct, per_type_min=100 if method.endswith("per_type") else None)
-        return lambda s, lab: apply_map(fitted, s, lab)
+        return fitted.apply_labels
     from sklearn.linear_model import LogisticRegression
 
     def logit(s):
@@ -74,11 +74,6 @@ def fit(method: str, scores, labels, correct):
         return out
 
     return apply
-
-
-def apply_map(fitted: Calibration, scores, labels):
-    types = sorted(set(labels))
-    return fitted.apply(np.asarray(scores), types, np.array([types.index(lab) for lab in labels]))
 
 
 def measures(p, c, labels):

@@ -60,7 +60,7 @@ def entity_outcomes(
     for pred, gold in zip(pred_docs, gold_docs):
         truth = {(e.start, e.end, e.label_) for e in gold.ents}
         n_gold += len(truth)
-        group = pred.spans.get(spans_key) if spans_key in pred.spans else None
+        group = pred.spans.get(spans_key)
         if group is None:
             continue
         group_scores = group.attrs.get("scores", [])
@@ -129,7 +129,7 @@ def calibrate_pipeline(
     fitted = fit_calibration(scores, labels, correct, per_type_min=per_type_min)
     fitted.info["corpus"] = Path(corpus).name
     types = sorted(set(labels))
-    calibrated = fitted.apply(scores, types, np.array([types.index(lab) for lab in labels]))
+    calibrated = fitted.apply_labels(scores, labels)
     before = calibration_report(scores, labels, correct, n_gold)
     after = calibration_report(calibrated, labels, correct, n_gold)
     fitted.info["fit_corpus_uncalibrated"] = {k: before[k] for k in ("ece_width", "ece_mass", "brier")}

@@ -56,6 +56,12 @@ class Calibration:
                 out[chosen] = np.interp(out[chosen], xy[0], xy[1])
         return np.clip(out, 0.0, 1.0)
 
+    def apply_labels(self, scores: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """`apply` for entities given by their label strings."""
+        types = sorted(set(labels))
+        index = {label: i for i, label in enumerate(types)}
+        return self.apply(scores, types, np.array([index[label] for label in labels], dtype=np.int64))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "feature": self.feature,
