@@ -13,12 +13,21 @@ from spacy_longner.testing import IOB2_LABELS, training_text
 WIDTH = 32
 
 
-def _wordpiece(lines: Sequence[str], lowercase: bool = False):
+def _wordpiece(lines: Sequence[str], lowercase: bool = False, mpnet: bool = False):
+    """A BERT WordPiece tokenizer; mpnet: MPNet's (lowercased WordPiece with
+    RoBERTa's <s> A </s> specials, pad id 1, as all-mpnet-base-v2 ships)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase or mpnet)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    if mpnet:
+        names = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"]
+        tok.train_from_iterator(lines, trainers.WordPieceTrainer(vocab_size=600, special_tokens=names))
+        tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+        specials = dict(bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>", pad_token="<pad>")
+        return tok, dict(specials, unk_token="[UNK]", mask_token="<mask>")
     tok.train_from_iterator(
         lines, trainers.WordPieceTrainer(vocab_size=600, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
     )
@@ -27,7 +36,6 @@ def _wordpiece(lines: Sequence[str], lowercase: bool = False):
         pair="[CLS] $A [SEP] $B [SEP]",
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
     )
-    tok.decoder = decoders.WordPiece()
     return tok, dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
@@ -128,6 +136,12 @@ def _family_specs() -> dict[str, Callable]:
             _wordpiece,
             dict(block_sizes=[1, 1], d_model=WIDTH, n_head=2, d_head=16, d_inner=2 * WIDTH),
             common_config=False,
+        ),
+        "mpnet": spec(
+            t.MPNetConfig,
+            t.MPNetTokenizerFast,
+            lambda lines: _wordpiece(lines, mpnet=True),
+            dict(max_position_embeddings=514),
         ),
         "roberta": spec(
             t.RobertaConfig,

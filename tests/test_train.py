@@ -204,10 +204,11 @@ def test_unknown_gold_label_warns_once_per_batch(checkpoints):
         ("albert_xlarge_conll03.cfg", "albert"),
         ("minilm_conll03_cpu.cfg", "bert"),
         ("minilm_conll03_chunks_cpu.cfg", "bert"),
+        ("mpnet_conll03_cpu.cfg", "mpnet"),
         ("tiny_ci.cfg", "bert"),
     ],
 )
-def test_shipped_configs_validate_and_run_a_few_steps(checkpoints, tmp_path, config, kind):
+def test_shipped_configs_validate_and_run_a_few_steps(checkpoints, family_checkpoint, tmp_path, config, kind):
     docs = conll_docs(8)
     DocBin(docs=[Doc.from_docs(docs[:4]), Doc.from_docs(docs[4:])]).to_disk(tmp_path / "train.spacy")
     overrides = [
@@ -222,6 +223,8 @@ def test_shipped_configs_validate_and_run_a_few_steps(checkpoints, tmp_path, con
         overrides += ["--paths.checkpoint", checkpoints(kind)]
     elif config.startswith("minilm_"):
         pass  # the real MiniLM, from the installed package, if there
+    elif config.startswith("mpnet_"):
+        overrides += ["--paths.base_model", family_checkpoint(kind)]  # a tiny MPNet, not the 438 MB asset
     else:
         overrides += ["--components.long_ner.model.name", checkpoints(kind)]
     if config.startswith("minilm_"):
