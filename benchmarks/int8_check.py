@@ -1,5 +1,6 @@
 """fp32 vs quantize="int8" vs "int8_all" vs precision="bf16" (where the CPU
-has bf16 instructions), on torch and on runtime="onnx" (fp32, int8,
+has bf16 instructions; every other variant runs in fp32, whatever precision
+the pipeline was trained in), on torch and on runtime="onnx" (fp32, int8,
 int8_all; where onnxruntime is installed), for a trained pipeline on CoNLL dev
 (gold sentences): conlleval F1 and words/s, in the pipeline's own mode (as
 trained) and with document windows (context="document", window = the model's
@@ -62,7 +63,8 @@ def main() -> None:
     out = {"pipeline": args.pipeline, "torch_threads": torch.get_num_threads(), "runs": {}}
     for mode in ("trained", "document"):
         for q in args.variants or default_variants():
-            model = dict(VARIANTS[q])
+            # fp32 unless the variant says otherwise, whatever the pipeline was trained in
+            model = {"precision": "fp32", **VARIANTS[q]}
             if mode == "document":
                 model.update(context="document", window=None)
             nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": model}}})
