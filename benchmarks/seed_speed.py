@@ -273,7 +273,7 @@ def run_all(args) -> None:
         pipeline = work / f"{name}_pipeline"
         if not pipeline.exists():
             subprocess.run(
-                [sys.executable, str(ROOT / "scripts" / "random_pipeline.py"), str(shape), str(pipeline)], check=True
+                [sys.executable, str(ROOT / "benchmarks" / "random_pipeline.py"), str(shape), str(pipeline)], check=True
             )
         config = json.loads((shape / "config.json").read_text(encoding="utf8"))
         entry: dict = {
@@ -289,7 +289,7 @@ def run_all(args) -> None:
                 out = work / f"{name}_{precision}.json"
                 cmd = [
                     sys.executable,
-                    str(ROOT / "scripts" / "benchmark.py"),
+                    str(ROOT / "benchmarks" / "benchmark.py"),
                     str(pipeline),
                     str(args.corpus),
                     str(out),

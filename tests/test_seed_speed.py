@@ -161,3 +161,31 @@ def test_a_training_step_runs_and_reports_time_memory_and_loss(tiny_pipelines, t
     assert len(result["step_seconds"]) == 2 and all(t > 0 for t in result["step_seconds"])
     assert len(result["losses"]) == 3 and all(loss is not None and loss > 0 for loss in result["losses"])
     assert result["peak_rss_gb"] > 0 and result["words_per_step"] > 100
+
+
+def test_run_measures_inference_and_training_end_to_end(tiny_shapes, tmp_path):
+    nlp = spacy.blank("en")
+    DocBin(docs=synthetic_docs(nlp.vocab, tmp_path), store_user_data=False).to_disk(tmp_path / "dev.spacy")
+    out = tmp_path / "seed.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "seed_speed.py"),
+            "run",
+            str(tiny_shapes),
+            str(tmp_path / "dev.spacy"),
+        ]
+        + [str(out), "--models", "albert_xlarge", "--precisions", "fp32", "--systems", "long_ner", "floor"]
+        + ["--inputs", "sentences", "--limit", "8", "--train-wordpieces", "1024", "--train-steps", "1"]
+        + ["--work", str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    entry = json.loads(out.read_text())["models"]["albert_xlarge"]
+    assert entry["tiny_stand_in"] is True
+    runs = entry["inference"]["fp32"]["sentences"]
+    for system in ("long_ner", "floor"):
+        assert runs[system]["docs"] == 8 and runs[system]["words_per_second"] > 0 and runs[system]["peak_rss_mb"] > 0
+    training = entry["training"]["fp32"]
+    assert "error" not in training and training["windows_per_step"] == 2 and len(training["step_seconds"]) == 1
