@@ -2,7 +2,7 @@
 same batches, each precision in a fresh process:
 
     python benchmarks/train_speed.py configs/minilm_conll03_cpu.cfg corpus/train.spacy corpus/dev.spacy \
-        metrics/train_speed.json
+        metrics/train_speed.json [--set components.long_ner.model.name=assets/all-mpnet-base-v2]
 
 Each run initializes the pipeline as `spacy train` does (init_nlp), takes the
 first (warmup + steps) batches of the config's training corpus and batcher,
@@ -20,6 +20,15 @@ import time
 from pathlib import Path
 
 
+def config_value(text: str):
+    """An override's value as spacy train's command line reads it: JSON
+    where it parses (32, 1e-4, true, "a"), else the string itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def run(args) -> dict:
     import torch
     from spacy import util
@@ -31,6 +40,7 @@ def run(args) -> dict:
         "paths.train": str(args.train),
         "paths.dev": str(args.dev),
         "components.long_ner.model.precision": args.worker,
+        **{key: config_value(value) for key, _, value in (item.partition("=") for item in args.set)},
     }
     config = util.load_config(args.config, overrides=overrides, interpolate=False)
     nlp = init_nlp(config)
@@ -75,6 +85,13 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="config overrides, as spacy train's --section.key value: JSON where it parses, else a string",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -90,6 +107,7 @@ def main() -> None:
         "cpu_has_bf16": cpu_has_bf16(),
         "torch": torch.__version__,
         "config": str(args.config),
+        "overrides": args.set,
         "runs": {},
     }
     for precision in args.precisions:
@@ -106,7 +124,7 @@ def main() -> None:
             str(args.warmup),
             "--worker",
             precision,
-        ]
+        ] + (["--set", *args.set] if args.set else [])
         out = subprocess.run(cmd, capture_output=True, text=True)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if out.returncode != 0 or line is None:

@@ -122,3 +122,31 @@ def test_onnx_floor_runs_long_ners_session_and_tags_as_the_torch_floor(tiny_corp
     assert len(sessions) == 1 and sessions[0].get_inputs()[0].name == "input_ids"
     assert onnx_floor["n_entities_or_tags"] == torch_floor["n_entities_or_tags"] > 0
     assert onnx_floor["words"] == torch_floor["words"] > 0
+
+
+def test_train_speed_takes_config_overrides_as_spacy_train_reads_them(checkpoints, tmp_path):
+    import spacy
+    from spacy.tokens import Doc, DocBin
+
+    from spacy_longner.testing import synthetic_conll_sentences
+
+    vocab = spacy.blank("en").vocab
+    sents = synthetic_conll_sentences(24, seed=5)
+    docs = [Doc(vocab, words=[w for w, _ in s], ents=[t for _, t in s]) for s in sents]
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    out = tmp_path / "speed.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "train_speed.py"), str(BENCHMARKS.parent / "configs" / "tiny_ci.cfg")]
+        + [str(tmp_path / "train.spacy"), str(tmp_path / "train.spacy"), str(out)]
+        + ["--precisions", "fp32", "--steps", "2", "--warmup", "1"]
+        + ["--set", f"paths.checkpoint={checkpoints('bert')}", "training.batcher.size=3"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    run = json.loads(out.read_text())["runs"]["fp32"]
+    assert "error" not in run, run
+    assert run["steps"] == 2 and run["words_per_second"] > 0
+    # Batches of 3 words (the override read as the number 3) hold one sentence each, where the
+    # config's 400 would hold all 24: the 2 timed steps saw 2 sentences.
+    assert 0 < run["words"] <= 2 * max(len(s) for s in sents)
