@@ -106,6 +106,7 @@ def load_long_ner(pipeline: str, args, system: str = "long_ner"):
         "wordpiece_budget": args.wordpiece_budget,
         "window": args.window or None,
         "stride": None if args.stride < 0 else args.stride,
+        **({} if args.cut_at_sentences == "pipeline" else {"cut_at_sentences": args.cut_at_sentences == "true"}),
         "runtime": runtime,
         "quantize": quantize,
     }
@@ -387,6 +388,12 @@ def main() -> None:
         default=-1,
         help="long_ner stride (-1: its default, window // 8; 0: no overlap, the floor's chunks)",
     )
+    parser.add_argument(
+        "--cut-at-sentences",
+        default="pipeline",
+        choices=["pipeline", "true", "false"],
+        help="long_ner's cut_at_sentences (false with --stride 0: the floor's chunks exactly)",
+    )
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--prefetch", default="auto", choices=["auto", "on", "off"], help="long_ner's prefetch setting")
     parser.add_argument(
@@ -440,6 +447,8 @@ def main() -> None:
         str(args.window),
         "--stride",
         str(args.stride),
+        "--cut-at-sentences",
+        args.cut_at_sentences,
         "--limit",
         str(args.limit),
         "--passes",
@@ -472,6 +481,7 @@ def main() -> None:
         "pipeline": args.pipeline,
         "precision": args.precision,
         "long_ner_stride": "default (window // 8)" if args.stride < 0 else args.stride,
+        "long_ner_cut_at_sentences": args.cut_at_sentences,
         "prefetch": args.prefetch,
         "passes": args.passes,
         "runs": {},
