@@ -104,6 +104,7 @@ def test_onnx_floor_runs_long_ners_session_and_tags_as_the_torch_floor(tiny_corp
         wordpiece_budget=8192,
         window=0,
         stride=-1,
+        cut_at_sentences="pipeline",
         prefetch="auto",
         batch_size=1000,
         passes=1,
