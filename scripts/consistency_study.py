@@ -24,18 +24,12 @@ from wasabi import msg
 from spacy_longner.evaluate import predict
 from spacy_longner.pipeline_folder import load_pipeline
 from spacy_longner.report import conlleval, doc_iob2
+from spacy_longner.scoring import entity_scores
 
 VARIANTS = ("none", "majority", "propagate", "majority_propagate")
 
 
-def entity_scores(doc, key: str) -> list[float]:
-    group = doc.spans.get(key)
-    scores = list(group.attrs.get("scores", [])) if group is not None else []
-    by_span = {(s.start, s.end): score for s, score in zip(group or [], scores)}
-    return [by_span.get((e.start, e.end), 1.0) for e in doc.ents]
-
-
-def majority(doc, scores: list[float]) -> list[tuple[int, int, str]]:
+def majority(doc, scores) -> list[tuple[int, int, str]]:
     votes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for ent, score in zip(doc.ents, scores):
         votes[ent.text.casefold()][ent.label_] += score
@@ -92,6 +86,7 @@ def main() -> None:
         gold = [doc_iob2(d) for d in gold_docs]
         variants: dict[str, list[list[str]]] = {name: [] for name in VARIANTS}
         for doc in pred_docs:
+            # every entity is long_ner's here, so each has a score
             voted = majority(doc, entity_scores(doc, key))
             variants["none"].append(doc_iob2(doc))
             own = [(e.start, e.end, e.label_) for e in doc.ents]
