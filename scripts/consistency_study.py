@@ -43,10 +43,14 @@ def majority(doc, scores) -> list[tuple[int, int, str]]:
 
 
 def propagate(doc, ents: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    taken = [False] * (len(doc) + 1)
-    for s, e, _ in ents:
+    taken = [False] * len(doc)
+
+    def take(s: int, e: int) -> None:  # the span and the token either side of it
         for i in range(max(s - 1, 0), min(e + 1, len(doc))):
             taken[i] = True
+
+    for s, e, _ in ents:
+        take(s, e)
     names: dict[tuple[str, ...], str] = {}
     for s, e, label in ents:
         names.setdefault(tuple(t.text for t in doc[s:e]), label)
@@ -59,8 +63,7 @@ def propagate(doc, ents: list[tuple[int, int, str]]) -> list[tuple[int, int, str
         for i in range(len(words) - n + 1):
             if tuple(words[i : i + n]) == name and not any(taken[i : i + n]):
                 added.append((i, i + n, label))
-                for j in range(max(i - 1, 0), min(i + n + 1, len(doc))):
-                    taken[j] = True
+                take(i, i + n)
     return sorted(ents + added)
 
 
