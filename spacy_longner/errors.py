@@ -284,3 +284,9 @@ class Errors(metaclass=_ErrorsWithCodes):
         "The {what} at '{where}' is damaged ({problem}). Delete it and run "
         "the command again to fetch it anew; nothing was unpacked."
     )
+    E051 = (
+        "gradient_checkpointing = true, but the {model_type} model does not "
+        "support gradient checkpointing in transformers. Set "
+        "[components.long_ner.model] gradient_checkpointing = false, and "
+        "lower window or the training batch size to save memory instead."
+    )

@@ -113,6 +113,7 @@ def build_token_classifier(
     pack: int = 0,
     cut_at_sentences: bool = True,
     runtime: Literal["torch", "onnx"] = "torch",
+    gradient_checkpointing: bool = False,
 ) -> Model[list[Doc], list[DocLogits]]:
     """A Hugging Face token-classification checkpoint over windowed documents.
 
@@ -155,6 +156,10 @@ def build_token_classifier(
         "onnx": ONNX Runtime on the CPU, over a graph exported from the fp32
         weights (saved in the pipeline folder by to_disk; needs the [onnx]
         extra). Training always runs torch.
+    gradient_checkpointing (bool): in training, keep only each layer's
+        input and recompute the rest in the backward pass (Hugging Face's
+        `gradient_checkpointing_enable`): far less memory for long windows,
+        about one more forward pass of time. Inference is unaffected.
     """
     if runtime not in ("torch", "onnx"):
         raise ValueError(Errors.E034.format(value=runtime, component="long_ner"))
@@ -189,6 +194,7 @@ def build_token_classifier(
             "pack": pack,
             "cut_at_sentences": cut_at_sentences,
             "runtime": runtime,
+            "gradient_checkpointing": gradient_checkpointing,
             "state": None,
         },
     )
@@ -277,6 +283,8 @@ def training_shim(model: Model, state: HFState) -> PyTorchShim:
         # around it: fp16 by default, bf16 inside forward()'s bf16 autocast
         # (which also covers bf16 on a CPU). Only fp16 needs a grad scaler.
         on_cuda = get_torch_default_device().type == "cuda"  # where the shim puts the model
+        if model.attrs.get("gradient_checkpointing"):
+            enable_gradient_checkpointing(state.hf_model)
         mixed = model.attrs["precision"] != "fp32" and on_cuda
         return PyTorchShim(
             state.hf_model,
@@ -287,6 +295,19 @@ def training_shim(model: Model, state: HFState) -> PyTorchShim:
     shim = state.derive("shim", build)
     model.shims[:] = [shim]
     return shim
+
+
+def enable_gradient_checkpointing(hf_model: Any) -> None:
+    """Recompute activations in the backward pass (it takes effect in train
+    mode only). Non-reentrant checkpointing: it needs no input that requires
+    grad and works under autocast."""
+    if not getattr(hf_model, "supports_gradient_checkpointing", False):
+        raise ValueError(Errors.E051.format(model_type=hf_model.config.model_type))
+    kwargs = {"use_reentrant": False}
+    if hasattr(hf_model, "activation_checkpointing_enable"):  # transformers 5 (the old name warns there)
+        hf_model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 @registry.misc("spacy-longner.package_model_path.v1")

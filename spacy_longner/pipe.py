@@ -50,6 +50,7 @@ quantize = "none"
 pack = 0
 cut_at_sentences = true
 runtime = "torch"
+gradient_checkpointing = false
 
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_CONFIG)["model"]

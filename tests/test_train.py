@@ -641,3 +641,51 @@ def test_training_batches_are_not_joined_inference_batches_are(checkpoints, monk
         len(overheads) == 1
         and overheads[0] == runtime.batch_overhead(nlp.get_pipe("long_ner").model.attrs["state"], "cpu") > 0
     )
+
+
+def test_gradient_checkpointing_recomputes_and_gives_the_same_update(checkpoints, monkeypatch):
+    """With dropout on, one step with gradient checkpointing changes the
+    weights as one without it does (torch keeps the RNG state for the
+    recomputation), and the encoder layers really run checkpointed."""
+    import torch.utils.checkpoint as ckpt
+    from conftest import make_nlp
+
+    calls: list = []
+    real = ckpt.checkpoint
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("use_reentrant"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ckpt, "checkpoint", spy)
+    weights = {}
+    for on in (False, True):
+        nlp = make_nlp(checkpoints("bert"), gradient_checkpointing=on)
+        examples = examples_for(nlp, person_place_docs(nlp.vocab, n_docs=8))
+        torch.manual_seed(0)
+        opt = nlp.initialize(lambda egs=examples: egs)
+        hf_model = nlp.get_pipe("long_ner").state.hf_model
+        before = [p.detach().clone() for p in hf_model.parameters()]
+        torch.manual_seed(1)
+        nlp.update(examples, sgd=opt, drop=0.1)
+        assert hf_model.is_gradient_checkpointing == on
+        assert bool(calls) == on  # no checkpointing unless asked
+        weights[on] = [p.detach().clone() for p in hf_model.parameters()]
+        assert any(not torch.equal(a, b) for a, b in zip(before, weights[on]))  # the step changed weights
+    n_layers = nlp.get_pipe("long_ner").state.hf_model.config.num_hidden_layers
+    # a call a layer in every training forward, non-reentrant
+    assert calls and len(calls) % n_layers == 0 and set(calls) == {False}
+    assert len(weights[True]) == len(weights[False])
+    for a, b in zip(weights[True], weights[False]):
+        torch.testing.assert_close(a, b)
+
+
+def test_gradient_checkpointing_on_a_model_without_it_says_what_to_change(checkpoints):
+    from conftest import make_nlp
+
+    nlp = make_nlp(checkpoints("bert"), gradient_checkpointing=True)
+    examples = examples_for(nlp, person_place_docs(nlp.vocab, n_docs=2))
+    opt = nlp.initialize(lambda: examples)
+    nlp.get_pipe("long_ner").state.hf_model.supports_gradient_checkpointing = False
+    with pytest.raises(ValueError, match="gradient_checkpointing = false"):
+        nlp.update(examples, sgd=opt)
