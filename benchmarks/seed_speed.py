@@ -25,7 +25,11 @@ dev sentences joined until they fill the model's window, with their gold
 entities. One untimed step, then `--train-steps` timed ones (on CUDA,
 synchronized), and the peak memory: torch's peak allocation on CUDA, the
 process's peak RSS on CPU. fp16 trains with thinc's grad scaler, bf16
-without one (long_ner's own autocast).
+without one (long_ner's own autocast). `--gradient-checkpointing off on`
+measures each step also with long_ner's `gradient_checkpointing` (results
+keyed PRECISION_checkpointed): Longformer-large's fp32 step on one
+4096-wordpiece window needs more than 24 GB without it. A part killed by a
+signal (the OOM killer's SIGKILL) is reported as such.
 """
 
 import argparse
@@ -199,10 +203,10 @@ def train_worker(args) -> dict:
     spec = SHAPES[args.model]
     n_windows = max(1, args.train_wordpieces // spec["window"])
     budget = spec["window"] * n_windows  # every window of a step in one forward batch
-    nlp = spacy.load(
-        args.pipeline,
-        config={"components": {"long_ner": {"model": {"precision": args.precision, "wordpiece_budget": budget}}}},
-    )
+    settings = {"precision": args.precision, "wordpiece_budget": budget}
+    if args.gradient_checkpointing:
+        settings["gradient_checkpointing"] = True
+    nlp = spacy.load(args.pipeline, config={"components": {"long_ner": {"model": settings}}})
     list(nlp.pipe(["warm up ."]))  # loads the checkpoint
     window = nlp.get_pipe("long_ner").model.attrs["state"].window  # the model's maximum less its special tokens
     docs = list(DocBin().from_disk(args.corpus).get_docs(nlp.vocab))
@@ -228,6 +232,7 @@ def train_worker(args) -> dict:
     out = {
         "windows_per_step": n_windows,
         "window": window,
+        "gradient_checkpointing": args.gradient_checkpointing,
         "step_seconds": times,
         "mean_step_seconds": sum(times) / len(times),
         "wordpieces_per_second": wordpieces / sum(times),
@@ -246,6 +251,9 @@ def run_part(cmd: list[str], timeout: int) -> "tuple[str, str]":
     is stopped and reported, and the next part still runs."""
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if done.returncode < 0:  # killed by a signal: SIGKILL is what the OOM killer sends
+            why = " (SIGKILL: out of memory?)" if done.returncode == -9 else ""
+            return done.stdout, done.stderr + f"\nkilled by signal {-done.returncode}{why}"
         return done.stdout, done.stderr if done.returncode else ""
     except subprocess.TimeoutExpired as err:
         text = lambda b: b.decode("utf8", "replace") if isinstance(b, bytes) else (b or "")  # noqa: E731
@@ -314,28 +322,33 @@ def run_all(args) -> None:
                     json.loads(out.read_text(encoding="utf8"))["runs"] if out.exists() else {"error": stderr[-1500:]}
                 )
                 save()
-            if "training" in args.parts:
-                cmd = [
-                    sys.executable,
-                    __file__,
-                    "train-worker",
-                    str(pipeline),
-                    str(args.corpus),
-                    "--model",
-                    name,
-                    "--precision",
-                    precision,
-                    "--train-wordpieces",
-                    str(args.train_wordpieces),
-                    "--train-steps",
-                    str(args.train_steps),
-                ] + (["--gpu"] if args.gpu else [])
+            for checkpointed in args.gradient_checkpointing if "training" in args.parts else []:
+                cmd = (
+                    [
+                        sys.executable,
+                        __file__,
+                        "train-worker",
+                        str(pipeline),
+                        str(args.corpus),
+                        "--model",
+                        name,
+                        "--precision",
+                        precision,
+                        "--train-wordpieces",
+                        str(args.train_wordpieces),
+                        "--train-steps",
+                        str(args.train_steps),
+                    ]
+                    + (["--gpu"] if args.gpu else [])
+                    + (["--gradient-checkpointing"] if checkpointed == "on" else [])
+                )
                 stdout, stderr = run_part(cmd, args.part_timeout)
                 line = next((x for x in stdout.splitlines() if x.startswith("RESULT ")), None)
                 r = json.loads(line[len("RESULT ") :]) if line else {"error": stderr[-1500:]}
-                entry["training"][precision] = r
+                key = precision + ("_checkpointed" if checkpointed == "on" else "")
+                entry["training"][key] = r
                 print(
-                    f"{name} {precision} training: "
+                    f"{name} {key} training: "
                     + (
                         f"{r['mean_step_seconds']:.3f} s a step of {r['windows_per_step']} x {r['window']} wordpieces"
                         + (
@@ -380,6 +393,13 @@ def main() -> None:
         help="wordpieces a training step, in full-length windows (16384: 4 Longformer windows, 32 ALBERT ones)",
     )
     p.add_argument("--train-steps", type=int, default=3, help="timed training steps, after one untimed")
+    p.add_argument(
+        "--gradient-checkpointing",
+        nargs="+",
+        default=["off"],
+        choices=["off", "on"],
+        help="train without and/or with long_ner's gradient_checkpointing (results keyed PRECISION_checkpointed)",
+    )
     p.add_argument("--part-timeout", type=int, default=300, help="seconds for each benchmark or training process")
     p.add_argument("--work", default="/tmp/seed_speed", help="folder for the random-weight pipelines and per-run JSON")
     p = sub.add_parser("train-worker")
@@ -389,6 +409,7 @@ def main() -> None:
     p.add_argument("--precision", default="fp32")
     p.add_argument("--train-wordpieces", type=int, default=16384)
     p.add_argument("--train-steps", type=int, default=3)
+    p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--gpu", action="store_true")
     args = parser.parse_args()
     if args.command == "shapes":
