@@ -5,7 +5,7 @@ whole-document windows of 254 or 510 wordpieces cut where sentences start.
 Nothing is retrained; each row is `spacy-longner evaluate` with the model
 settings named.
 
-    python scripts/context_table.py metrics/context_table.json sentences=training/minilm/model-best \\
+    python scripts/context_table.py metrics/context_table.json sentences=training/minilm_sentences/model-best \\
         chunks=training/minilm_chunks/model-best --corpus corpus --splits dev
 """
 

@@ -4,7 +4,7 @@ labels on each word's first wordpiece, AdamW with linear warm-up/decay.
 
     python scripts/hf_reference.py ../shared/data/conll2003 metrics/hf_reference.json
 
-Defaults match configs/minilm_conll03_cpu.cfg: 3 epochs, lr 1e-4, batch 32
+Defaults match configs/minilm_conll03_sentences_cpu.cfg: 3 epochs, lr 1e-4, batch 32
 sentences, 10% warm-up, weight decay 0.01, max length 256 wordpieces.
 """
 

@@ -203,6 +203,7 @@ def test_unknown_gold_label_warns_once_per_batch(checkpoints):
         ("longformer_large_conll03.cfg", "longformer"),
         ("albert_xlarge_conll03.cfg", "albert"),
         ("minilm_conll03_cpu.cfg", "bert"),
+        ("minilm_conll03_sentences_cpu.cfg", "bert"),
         ("minilm_conll03_chunks_cpu.cfg", "bert"),
         ("mpnet_conll03_cpu.cfg", "mpnet"),
         ("tiny_ci.cfg", "bert"),
