@@ -3,6 +3,7 @@ on synthetic CoNLL-shaped data, and `all` stops at once, saying what to do,
 where CoNLL-2003 is missing."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -96,3 +97,43 @@ def test_context_table_evaluates_each_pipeline_under_each_context(checkpoints, t
             assert report["settings"]["decoding"] == "viterbi"
             assert report["settings"]["model"]["context"] == table["settings"][setting]["context"]
     assert table["f1"]["a"] == {**table["f1"]["b"], "path": table["f1"]["a"]["path"]}
+
+
+def documented_project_runs() -> list:
+    """Every `spacy project run ...` the README and docs/ tell users to type:
+    inline code spans (which may wrap over lines) and fenced blocks."""
+    runs = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text(encoding="utf8")
+        fenced = re.findall(r"```[^\n]*\n(.*?)```", text, flags=re.S)
+        inline = re.findall(r"(?<!`)`([^`]+)`(?!`)", re.sub(r"```.*?```", "", text, flags=re.S))
+        for code in fenced + inline:
+            for part in re.split(r"&&|;|\n", code):
+                part = " ".join(part.split())
+                if "spacy project run" in part:
+                    runs.append((path.name, part.split("spacy project run", 1)[1].split()))
+    return runs
+
+
+def test_documented_project_runs_name_one_command_or_workflow_and_known_vars():
+    import srsly
+
+    project = srsly.read_yaml(ROOT / "project.yml")
+    names = {cmd["name"] for cmd in project["commands"]} | set(project["workflows"])
+    runs = documented_project_runs()
+    assert len(runs) > 20
+    for where, args in runs:
+        if not args or args[0].isupper():
+            continue  # "spacy project run WORKFLOW": a placeholder
+        assert args[0] in names, (where, args)
+        rest = args[1:]
+        if rest and rest[0] == ".":
+            rest = rest[1:]
+        # weasel reads a second bare word as the project folder, not a second command.
+        assert all(arg.startswith("--") or prev.startswith("--vars.") for prev, arg in zip(["--"] + rest, rest)), (
+            where,
+            args,
+        )
+        for arg in rest:
+            if arg.startswith("--vars."):
+                assert arg[len("--vars.") :] in project["vars"], (where, args)
